@@ -22,6 +22,16 @@ from typing import Any
 ACTIVATIONS = ("relu", "hswish")
 _ACT_TOKEN = {"relu": "re", "hswish": "hs"}
 _TOKEN_ACT = {v: k for k, v in _ACT_TOKEN.items()}
+_BLOCK_RE = re.compile(r"ir_k(\d+)_e([0-9.]+)_c(\d+)_s(\d+)_(re|hs)(_se)?")
+_STEM_RE = re.compile(r"stem_c(\d+)_(re|hs)")
+_HEAD_RE = re.compile(r"head_c(\d+)_f(\d+)_(re|hs)")
+
+
+def _match(pattern: re.Pattern[str], token: str, example: str) -> re.Match[str]:
+    m = pattern.fullmatch(token)
+    if m is None:
+        raise ValueError(f"bad token {token!r} (expected e.g. {example!r})")
+    return m
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -78,6 +88,12 @@ class BlockSpec:
         )
         return text + "_se" if self.se else text
 
+    @classmethod
+    def from_string(cls, token: str) -> BlockSpec:
+        m = _match(_BLOCK_RE, token, "ir_k3_e4_c24_s2_re_se")
+        return cls(kernel=int(m[1]), expansion=float(m[2]), out_channels=int(m[3]),
+                   stride=int(m[4]), se=m[6] is not None, activation=_TOKEN_ACT[m[5]])
+
 
 @dataclass(frozen=True)
 class Stem:
@@ -93,6 +109,11 @@ class Stem:
 
     def to_string(self) -> str:
         return f"stem_c{self.channels}_{_ACT_TOKEN[self.activation]}"
+
+    @classmethod
+    def from_string(cls, token: str) -> Stem:
+        m = _match(_STEM_RE, token, "stem_c16_hs")
+        return cls(int(m[1]), _TOKEN_ACT[m[2]])
 
 
 @dataclass(frozen=True)
@@ -111,10 +132,10 @@ class Head:
     def to_string(self) -> str:
         return f"head_c{self.channels}_f{self.features}_{_ACT_TOKEN[self.activation]}"
 
-
-_BLOCK_RE = re.compile(r"ir_k(\d+)_e([0-9.]+)_c(\d+)_s(\d+)_(re|hs)(_se)?")
-_STEM_RE = re.compile(r"stem_c(\d+)_(re|hs)")
-_HEAD_RE = re.compile(r"head_c(\d+)_f(\d+)_(re|hs)")
+    @classmethod
+    def from_string(cls, token: str) -> Head:
+        m = _match(_HEAD_RE, token, "head_c960_f1280_hs")
+        return cls(int(m[1]), int(m[2]), _TOKEN_ACT[m[3]])
 
 
 @dataclass(frozen=True)
@@ -138,22 +159,9 @@ class Arch:
         tokens = text.strip().split("-")
         if len(tokens) < 3:
             raise ValueError(f"architecture string needs stem, blocks and head: {text!r}")
-        stem_m = _STEM_RE.fullmatch(tokens[0])
-        head_m = _HEAD_RE.fullmatch(tokens[-1])
-        if stem_m is None:
-            raise ValueError(f"bad stem token {tokens[0]!r} (expected e.g. 'stem_c16_hs')")
-        if head_m is None:
-            raise ValueError(f"bad head token {tokens[-1]!r} (expected e.g. 'head_c960_f1280_hs')")
-        blocks = []
-        for token in tokens[1:-1]:
-            m = _BLOCK_RE.fullmatch(token)
-            if m is None:
-                raise ValueError(f"bad block token {token!r} (expected e.g. 'ir_k3_e4_c24_s2_re_se')")
-            blocks.append(BlockSpec(kernel=int(m[1]), expansion=float(m[2]), out_channels=int(m[3]),
-                                    stride=int(m[4]), se=m[6] is not None,
-                                    activation=_TOKEN_ACT[m[5]]))
-        return cls(stem=Stem(int(stem_m[1]), _TOKEN_ACT[stem_m[2]]), blocks=tuple(blocks),
-                   head=Head(int(head_m[1]), int(head_m[2]), _TOKEN_ACT[head_m[3]]))
+        return cls(stem=Stem.from_string(tokens[0]),
+                   blocks=tuple(BlockSpec.from_string(t) for t in tokens[1:-1]),
+                   head=Head.from_string(tokens[-1]))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -152,13 +152,14 @@ def normalize(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     return (images.float().div_(255) - mean) / std
 
 
-def random_crop_flip(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Random crops (zero padding) and horizontal flips, one draw per image, on a whole batch."""
+def random_crop_flip(images: torch.Tensor, padding: int, flip: bool,
+                     generator: torch.Generator) -> torch.Tensor:
+    """Random crops (zero padding) and, if ``flip``, horizontal flips, one draw per image."""
     n, _, h, w = images.shape
     padded = torch.nn.functional.pad(images, (padding,) * 4)
     dy = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator)
     dx = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator)
-    flip = torch.rand(n, 1, 1, generator=generator) < 0.5
+    flip = (torch.rand(n, 1, 1, generator=generator) < 0.5) & flip
     cols = torch.arange(w).view(1, 1, w)
     cols = torch.where(flip, w - 1 - cols, cols) + dx
     rows = torch.arange(h).view(1, h, 1) + dy

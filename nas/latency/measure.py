@@ -1,0 +1,104 @@
+"""Timing a module on a target: warm-up, repeats, median and spread.
+
+Backends are a dict of runner factories: each turns (module, input shape, threads) into a
+no-argument callable that runs one inference. ``torch`` is PyTorch eager in eval mode under
+``inference_mode``; ``onnxruntime`` exports the module to ONNX in memory and runs it on ORT's CPU
+provider with the same thread count.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+Runner = Callable[[], object]
+RunnerFactory = Callable[[nn.Module, tuple[int, ...], int], Runner]
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    spread_ms: float  # interquartile range of the repeats
+    count: int  # how many timed repeats
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"median_ms": self.median_ms, "spread_ms": self.spread_ms, "count": self.count}
+
+
+def summarize(samples_ms: list[float]) -> Timing:
+    """Median and interquartile range of repeated timings."""
+    if len(samples_ms) < 2:
+        raise ValueError("need at least two timings to summarize")
+    q1, _, q3 = statistics.quantiles(samples_ms, n=4, method="inclusive")
+    return Timing(statistics.median(samples_ms), q3 - q1, len(samples_ms))
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the body with ``threads`` intra-op threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _torch_runner(module: nn.Module, shape: tuple[int, ...], threads: int) -> Runner:
+    """Eager eval-mode forward; time it inside ``torch_threads(threads)``."""
+    module = module.eval()
+    x = torch.randn(shape)
+
+    def run() -> object:
+        with torch.inference_mode():
+            return module(x)
+
+    return run
+
+
+def _onnxruntime_runner(module: nn.Module, shape: tuple[int, ...], threads: int) -> Runner:
+    import numpy as np
+    import onnxruntime as ort
+
+    buffer = io.BytesIO()
+    torch.onnx.export(module.eval(), (torch.randn(shape),), buffer, input_names=["x"],
+                      dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    return lambda: session.run(None, {"x": x})
+
+
+RUNNERS: dict[str, RunnerFactory] = {"torch": _torch_runner, "onnxruntime": _onnxruntime_runner}
+
+
+def time_runner(run: Runner, *, warmup: int = 10, repeats: int = 30,
+                min_seconds: float = 0.0) -> Timing:
+    """Call ``run`` ``warmup`` times, then time at least ``repeats`` calls (and ``min_seconds``)."""
+    for _ in range(warmup):
+        run()
+    samples: list[float] = []
+    started = time.perf_counter()
+    while len(samples) < repeats or time.perf_counter() - started < min_seconds:
+        t0 = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return summarize(samples)
+
+
+def time_module(module: nn.Module, shape: tuple[int, ...], backend: str = "torch",
+                threads: int = 1, *, warmup: int = 10, repeats: int = 30) -> Timing:
+    """Median latency of one forward pass of ``module`` on an input of ``shape``."""
+    with torch_threads(threads):
+        return time_runner(RUNNERS[backend](module, shape, threads), warmup=warmup,
+                           repeats=repeats)

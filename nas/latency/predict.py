@@ -1,0 +1,60 @@
+"""One code path from an architecture to its predicted latency on a table's target."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from nas.arch import Arch
+from nas.latency.calibrate import Calibration
+from nas.latency.layers import Layer, arch_layers
+from nas.latency.table import LatencyTable
+
+
+@dataclass(frozen=True)
+class Prediction:
+    latency_ms: float
+    error_ms: float  # one-sigma uncertainty: calibration error and measurement spread combined
+    raw_sum_ms: float  # the uncalibrated sum of layer timings
+
+
+# The interquartile range of a normal distribution is 1.349 sigma.
+_IQR_TO_SIGMA = 1 / 1.349
+
+
+class LatencyModel:
+    """Predicts latency from the table alone; layers missing from the table are an error."""
+
+    def __init__(self, table: LatencyTable, in_channels: int, num_classes: int) -> None:
+        self.table, self.in_channels, self.num_classes = table, in_channels, num_classes
+
+    @property
+    def calibration(self) -> Calibration:
+        return self.table.calibration or Calibration()
+
+    def layers(self, arch: Arch) -> list[Layer]:
+        return arch_layers(arch, self.table.target.input_size, self.in_channels, self.num_classes)
+
+    def group_sums(self, arch: Arch) -> dict[str, float]:
+        sums: dict[str, float] = defaultdict(float)
+        for layer in self.layers(arch):
+            sums[layer.group] += self._timing(layer).median_ms
+        return dict(sums)
+
+    def predict(self, arch: Arch) -> Prediction:
+        layers = self.layers(arch)
+        calibration = self.calibration
+        latency = calibration.apply(self.group_sums(arch))
+        spread_var = sum((calibration.scales.get(l.group, 1.0) * self._timing(l).spread_ms
+                          * _IQR_TO_SIGMA) ** 2 for l in layers)
+        error = math.sqrt((calibration.rel_rmse * latency) ** 2 + spread_var)
+        raw = sum(self._timing(l).median_ms for l in layers)
+        return Prediction(latency_ms=latency, error_ms=error, raw_sum_ms=raw)
+
+    def _timing(self, layer: Layer):  # noqa: ANN202 - a Timing
+        try:
+            return self.table.entries[layer.key]
+        except KeyError:
+            raise KeyError(f"layer {layer.key} is not in the latency table; profile the space "
+                           "with 'python -m nas profile' or let the search measure it") from None

@@ -1,0 +1,117 @@
+"""The latency lookup table: one JSON file per (target, space), measured on demand, resumable.
+
+File layout (schema 1)::
+
+    {"schema": 1, "space": "mobilenetv3-large",
+     "target": {...Target fields...}, "fingerprint": "3f9a0c1b2d4e",
+     "entries": {"ir_k3_e4_c24_s2_re@112x112x16": {"median_ms": .., "spread_ms": .., "count": ..}},
+     "calibration": {"intercept_ms": .., "scales": {"ir@56": ..}, "rel_rmse": .., "fitted_on": ..}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nas.latency.calibrate import Calibration
+from nas.latency.layers import Layer
+from nas.latency.measure import Timing, time_module
+from nas.latency.target import Target
+
+SCHEMA_VERSION = 1
+
+
+class TableError(ValueError):
+    """A table file that cannot be used; the message names the file and what to do."""
+
+
+@dataclass
+class LatencyTable:
+    """Timings of layers on one target. Mutable: measuring adds entries; `save` writes them."""
+
+    target: Target
+    space: str
+    entries: dict[str, Timing] = field(default_factory=dict)
+    calibration: Calibration | None = None
+
+    def missing(self, layers: Iterable[Layer]) -> list[Layer]:
+        """Layers with no timing yet, each once, in first-seen order."""
+        seen: dict[str, Layer] = {}
+        for layer in layers:
+            if layer.key not in self.entries and layer.key not in seen:
+                seen[layer.key] = layer
+        return list(seen.values())
+
+    def measure(self, layers: Iterable[Layer], *, warmup: int = 10, repeats: int = 30,
+                on_done: Callable[[Layer], None] | None = None) -> None:
+        """Time every layer not yet in the table on this machine, which must be the target."""
+        for layer in self.missing(layers):
+            shape = (self.target.batch, layer.in_channels, layer.in_size, layer.in_size)
+            self.entries[layer.key] = time_module(layer.build(), shape, self.target.backend,
+                                                  self.target.threads, warmup=warmup,
+                                                  repeats=repeats)
+            if on_done is not None:
+                on_done(layer)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"schema": SCHEMA_VERSION, "space": self.space, "target": asdict(self.target),
+                "fingerprint": self.target.fingerprint(),
+                "entries": {k: t.to_dict() for k, t in sorted(self.entries.items())},
+                "calibration": None if self.calibration is None else self.calibration.to_dict()}
+
+    def save(self, path: Path) -> None:
+        """Write atomically, so an interrupted build never leaves a truncated file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.to_dict(), f, indent=1)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, *, space: str | None = None) -> LatencyTable:
+        """Read and check a table; ``space`` (a space name) refuses tables of another space."""
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise TableError(f"cannot read latency table {path}: {exc.strerror}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TableError(f"{path}: corrupt or truncated latency table ({exc}); delete it "
+                             "to rebuild, or pass another --lut") from exc
+        if not isinstance(data, dict) or "schema" not in data:
+            raise TableError(f"{path}: not a latency table (no schema version)")
+        if data["schema"] != SCHEMA_VERSION:
+            raise TableError(f"{path}: latency table schema {data['schema']!r}, this version reads "
+                             f"schema {SCHEMA_VERSION}; rebuild it with 'python -m nas profile'")
+        try:
+            target = Target(**data["target"])
+            entries = {str(k): Timing(float(v["median_ms"]), float(v["spread_ms"]), int(v["count"]))
+                       for k, v in data["entries"].items()}
+            for key in entries:
+                Layer.from_key(key)
+            calibration = (None if data.get("calibration") is None
+                           else Calibration.from_dict(data["calibration"]))
+            table_space = str(data["space"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TableError(f"{path}: malformed latency table ({exc.__class__.__name__}: {exc}); "
+                             "rebuild it with 'python -m nas profile'") from exc
+        if data.get("fingerprint") != target.fingerprint():
+            raise TableError(f"{path}: fingerprint does not match its target fields; the file "
+                             "was edited or damaged, rebuild it")
+        if space is not None and table_space != space:
+            raise TableError(f"{path}: latency table is for space {table_space!r}, not {space!r}; "
+                             "profile this space or pass its own --lut")
+        return cls(target=target, space=table_space, entries=entries, calibration=calibration)
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 (first 12 hex digits) of a table file: what a report cites as its source."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def default_path(results_dir: Path, space: str, target: Target) -> Path:
+    return results_dir / "luts" / f"{space}-{target.backend}-{target.fingerprint()}.json"
