@@ -9,6 +9,7 @@ is JSON, so ``nas profile`` runs on a device with only torch installed.
 from __future__ import annotations
 
 import itertools
+import random
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,3 +240,19 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> SearchSpace:
         head=Head(channels=head.positive_int("channels"), features=head.positive_int("features"),
                   activation=head.activation("activation", "hswish")),
     )
+
+
+class RandomSuggester:
+    """Uniform choices from a seeded `random.Random`: sampling without Optuna (for profiling)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self.rng.choice(list(choices))
+
+
+def random_archs(space: SearchSpace, count: int, seed: int) -> list[Arch]:
+    """``count`` uniformly sampled architectures, the same for the same seed."""
+    suggester = RandomSuggester(random.Random(seed))
+    return [space.sample(suggester) for _ in range(count)]

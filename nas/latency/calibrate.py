@@ -45,7 +45,7 @@ class Calibration:
 
 
 def fit_calibration(group_sums: Sequence[Mapping[str, float]], measured_ms: Sequence[float],
-                    ridge: float = 0.05) -> Calibration:
+                    ridge: float = 1.0) -> Calibration:
     """Least-squares fit of the intercept and per-group scales to measured network latencies.
 
     ``ridge`` weighs the pull towards (intercept 0, scales 1) against the relative squared error

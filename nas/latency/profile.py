@@ -1,0 +1,124 @@
+"""Building a table for a space on this machine: layers, whole-network timings, calibration.
+
+Needs only torch: this is what ``python -m nas profile`` runs on a device.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas.arch import Arch
+from nas.latency.calibrate import fit_calibration
+from nas.latency.layers import Layer
+from nas.latency.measure import Timing, time_module
+from nas.latency.predict import LatencyModel
+from nas.latency.table import LatencyTable, TableError
+from nas.latency.target import Target
+from nas.model import MobileNet, ModelConfig
+from nas.space import SearchSpace, random_archs
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    warmup: int = 10  # untimed runs first: caches, allocator, oneDNN primitive creation
+    repeats: int = 30  # timed runs per layer; the median is kept
+    network_repeats: int = 30  # timed runs per whole network
+    calibration_networks: int = 20  # random whole networks timed to fit the calibration
+    seed: int = 0  # which random networks
+
+
+def open_table(path: Path, space: SearchSpace, target: Target) -> LatencyTable:
+    """The table at ``path`` if it is for this space and target (resume), else a new one."""
+    if not path.exists():
+        return LatencyTable(target=target, space=space.name)
+    table = LatencyTable.load(path, space=space.name)
+    if table.target.fingerprint() != target.fingerprint():
+        raise TableError(f"{path}: table is for another target ({table.target.describe()}); "
+                         "pass a new --out or --lut for this one")
+    return table
+
+
+class _Progress:
+    """A one-line progress report on stderr (no tqdm: this path runs with torch only)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done, self.start = label, total, 0, time.perf_counter()
+        self.shown = 0.0
+
+    def step(self, *_: object) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        if elapsed - self.shown < 2 and self.done < self.total:
+            return
+        self.shown = elapsed
+        eta = elapsed / self.done * (self.total - self.done)
+        end = "\n" if self.done == self.total else ""
+        print(f"\r{self.label}: {self.done}/{self.total}, {elapsed:.0f}s elapsed, ~{eta:.0f}s left",
+              end=end, file=sys.stderr, flush=True)
+
+
+def measure_layers(table: LatencyTable, layers: Sequence[Layer], path: Path,
+                   config: ProfileConfig, *, label: str = "layers") -> int:
+    """Time the layers the table lacks, saving every 25 so an interrupted build resumes."""
+    missing = table.missing(layers)
+    progress = _Progress(label, len(missing)) if missing else None
+    for start in range(0, len(missing), 25):
+        table.measure(missing[start:start + 25], warmup=config.warmup, repeats=config.repeats,
+                      on_done=progress.step if progress else None)
+        table.save(path)
+    return len(missing)
+
+
+def time_network(arch: Arch, target: Target, model_config: ModelConfig,
+                 config: ProfileConfig) -> Timing:
+    """End-to-end latency of the whole network on this machine."""
+    shape = (target.batch, model_config.in_channels, target.input_size, target.input_size)
+    return time_module(MobileNet(arch, model_config), shape, target.backend, target.threads,
+                       warmup=config.warmup, repeats=config.network_repeats)
+
+
+def calibrate(table: LatencyTable, archs: Sequence[Arch], model_config: ModelConfig,
+              path: Path, config: ProfileConfig) -> list[Timing]:
+    """Time whole networks, fit the table's calibration on them, save; returns the timings."""
+    model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
+    measure_layers(table, [l for a in archs for l in model.layers(a)], path, config,
+                   label="calibration layers")
+    progress = _Progress("calibration networks", len(archs))
+    timings = []
+    for arch in archs:
+        timings.append(time_network(arch, table.target, model_config, config))
+        progress.step()
+    table.calibration = fit_calibration([model.group_sums(a) for a in archs],
+                                        [t.median_ms for t in timings])
+    table.save(path)
+    return timings
+
+
+def ensure_table(path: Path, space: SearchSpace, target: Target, model_config: ModelConfig,
+                 config: ProfileConfig = ProfileConfig()) -> LatencyTable:
+    """Open (or start) the table and calibrate it if it has no calibration yet."""
+    table = open_table(path, space, target)
+    if table.calibration is None:
+        archs = random_archs(space, config.calibration_networks, config.seed)
+        calibrate(table, archs, model_config, path, config)
+    return table
+
+
+def profile_space(path: Path, space: SearchSpace, target: Target, model_config: ModelConfig,
+                  config: ProfileConfig = ProfileConfig()) -> LatencyTable:
+    """Time every layer configuration the space can produce, then calibrate."""
+    table = open_table(path, space, target)
+    model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
+    layers = [l for a in space.covering_archs() for l in model.layers(a)]
+    unique = {l.key for l in layers}
+    print(f"{space.name}: {len(unique)} layer configurations at {target.input_size}px, "
+          f"{len(table.missing(layers))} still to time", file=sys.stderr)
+    measure_layers(table, layers, path, config)
+    if table.calibration is None:
+        calibrate(table, random_archs(space, config.calibration_networks, config.seed),
+                  model_config, path, config)
+    return table
