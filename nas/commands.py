@@ -18,7 +18,6 @@ from nas.latency.profile import ProfileConfig, profile_space
 from nas.latency.table import LatencyTable, TableError, default_path, file_hash
 from nas.latency.target import Target
 from nas.model import ModelConfig
-from nas.search import SearchStalled
 from nas.space import DEFAULT_SPACE, SearchSpace, SpaceError, load_space
 
 
@@ -47,8 +46,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from nas.evaluate import TrainEvaluator
     from nas.report import trials_frame, write_report
-    from nas.search import (STATUS, TRAINED, SearchConfig, best_under_budget, open_study,
-                            search, trained_count)
+    from nas.search import (STATUS, TRAINED, SearchConfig, SearchStalled, best_under_budget,
+                            open_study, search, trained_count)
     from nas.train import TrainConfig
 
     budget = parse_budget(args.latency_budget)
@@ -113,6 +112,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     try:
         search(study, space, latency, evaluator, config, on_trial)
+    except SearchStalled as exc:
+        raise UsageError(str(exc)) from exc
     finally:
         bar.close()
         report()
@@ -205,4 +206,4 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "search": cmd_search, "profile": cmd_profile, "report": cmd_report, "export": cmd_export}
-USER_ERRORS = (UsageError, DataError, SpaceError, TableError, ExportError, SearchStalled)
+USER_ERRORS = (UsageError, DataError, SpaceError, TableError, ExportError)

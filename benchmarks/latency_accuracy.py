@@ -1,0 +1,89 @@
+"""How well the latency table predicts whole networks it was not calibrated on.
+
+Builds (or reuses) the table of the default space for this machine, times held-out random
+networks end to end, and prints nn-Meter's figures: share within +-5% and +-10%, MAPE, Spearman,
+next to the noise floor (how much repeated end-to-end timings of one network move). Writes a
+predicted-vs-measured plot. Run: ``.venv/bin/python benchmarks/latency_accuracy.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from nas.latency.predict import LatencyModel
+from nas.latency.profile import ProfileConfig, profile_space, time_network
+from nas.latency.table import default_path
+from nas.latency.target import Target
+from nas.latency.validate import agreement
+from nas.model import ModelConfig
+from nas.space import load_space, random_archs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--networks", type=int, default=50, help="held-out networks")
+    parser.add_argument("--noise-networks", type=int, default=5)
+    parser.add_argument("--noise-repeats", type=int, default=5)
+    parser.add_argument("--results-dir", type=Path, default=Path("results"))
+    args = parser.parse_args()
+
+    space = load_space()
+    target = Target.here(backend=args.backend, threads=args.threads,
+                         input_size=space.resolution)
+    config, model_config = ProfileConfig(), ModelConfig(in_channels=1, num_classes=10)
+    path = default_path(args.results_dir, space.name, target)
+    table = profile_space(path, space, target, model_config, config)
+    model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
+    calibration_set = set(random_archs(space, config.calibration_networks, config.seed))
+    held_out = [a for a in random_archs(space, args.networks + len(calibration_set), seed=10_007)
+                if a not in calibration_set][:args.networks]
+
+    measured = [time_network(a, target, model_config, config).median_ms for a in held_out]
+    predictions = [model.predict(a) for a in held_out]
+    calibrated = agreement([p.latency_ms for p in predictions], measured)
+    raw = agreement([p.raw_sum_ms for p in predictions], measured)
+
+    noise = []
+    for arch in held_out[:args.noise_networks]:
+        runs = [time_network(arch, target, model_config, config).median_ms
+                for _ in range(args.noise_repeats)]
+        noise.append(statistics.stdev(runs) / statistics.mean(runs))
+
+    print(f"target: {target.describe()}")
+    print(f"table: {path} ({len(table.entries)} layers; calibration on "
+          f"{table.calibration.fitted_on if table.calibration else 0} networks)")
+    print(f"measured latency of held-out networks: {min(measured):.2f}-{max(measured):.2f} ms, "
+          f"median {statistics.median(measured):.2f} ms")
+    print(f"calibrated: {calibrated.describe()}")
+    print(f"raw sum:    {raw.describe()}")
+    print(f"noise floor: repeated end-to-end medians ({args.noise_repeats} x "
+          f"{config.network_repeats} runs) vary by {100 * statistics.median(noise):.2f}% "
+          f"(median coefficient of variation over {len(noise)} networks, max "
+          f"{100 * max(noise):.2f}%)")
+
+    out = args.results_dir / "benchmarks" / f"latency-{args.backend}-{target.fingerprint()}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    top = max(measured + [p.latency_ms for p in predictions]) * 1.05
+    fig = go.Figure([
+        go.Scatter(x=measured, y=[p.latency_ms for p in predictions], mode="markers",
+                   name="calibrated", error_y={"array": [p.error_ms for p in predictions]}),
+        go.Scatter(x=measured, y=[p.raw_sum_ms for p in predictions], mode="markers",
+                   name="raw sum", marker={"symbol": "x", "color": "#999"}),
+        *(go.Scatter(x=[0, top], y=[0, top * f], mode="lines", name=label,
+                     line={"dash": dash, "color": "black", "width": 1})
+          for f, label, dash in ((1, "exact", "solid"), (1.1, "+10%", "dot"), (0.9, "-10%", "dot")))])
+    fig.update_layout(title=f"predicted vs measured latency, {target.describe()}",
+                      xaxis_title="measured (ms)", yaxis_title="predicted (ms)",
+                      template="plotly_white")
+    fig.write_html(out, include_plotlyjs=True)
+    print(f"plot: {out}")
+
+
+if __name__ == "__main__":
+    main()

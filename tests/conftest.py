@@ -1,0 +1,49 @@
+"""Shared fixtures: small data sets written in the real IDX format."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    """Write ``array`` (uint8) as an IDX file, gzip-compressed when ``compress``."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(raw))
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def learnable_images(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose class is where a bright square sits: a small net learns it in an epoch."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 40, (n, size, size)).astype(np.uint8)
+    cell = size // 4
+    for i, label in enumerate(labels):
+        r, c = divmod(int(label), 4)
+        images[i, r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = 220
+    return images, labels
+
+
+def write_fashion_like(directory: Path, n_train: int = 600, n_test: int = 200, size: int = 16,
+                       compress: bool = True) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = learnable_images(n, size, seed)
+        write_idx(directory / f"{prefix}-images-idx3-ubyte", images, compress)
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels, compress)
+    return directory
+
+
+@pytest.fixture
+def idx_dir(tmp_path: Path) -> Path:
+    return write_fashion_like(tmp_path / "fmnist")

@@ -1,0 +1,89 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nas.cli import UsageError, main, parse_budget
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("text, ms", [("20ms", 20.0), ("0.02s", 20.0), ("20", 20.0),
+                                      ("12.5 ms", 12.5), ("1S", 1000.0)])
+def test_budget_forms(text, ms):
+    assert parse_budget(text) == pytest.approx(ms)
+
+
+@pytest.mark.parametrize("text", ["abc", "-5ms", "0", "0s", "20 fortnights", ""])
+def test_bad_budgets_are_refused(text):
+    with pytest.raises(UsageError, match="latency-budget"):
+        parse_budget(text)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "run_search.py"), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("budget", ["abc", "-5ms", "0"])
+def test_bad_budget_exits_2_with_one_line(budget):
+    r = _run("--latency-budget", budget)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "latency-budget" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_data_dir_and_corrupt_idx_exit_2_naming_the_path(tmp_path, idx_dir):
+    r = _run("--latency-budget", "20ms", "--data-dir", str(tmp_path / "nope"))
+    assert r.returncode == 2 and str(tmp_path / "nope") in r.stderr and "Traceback" not in r.stderr
+    bad = idx_dir / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:100])
+    r = _run("--latency-budget", "20ms", "--data-dir", str(idx_dir))
+    assert r.returncode == 2 and str(bad) in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0
+
+
+def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, capsys):
+    results = tmp_path / "results"
+    common = ["search", "--latency-budget", "1000ms", "--data-dir", str(idx_dir),
+              "--val-samples", "100", "--epochs", "1", "--latency-input-size", "32",
+              "--results-dir", str(results), "--run-name", "tiny", "--sampler", "random"]
+    assert main([*common, "--trials", "2"]) == 0
+    run = results / "tiny"
+    for name in ("trials.csv", "pareto.csv", "pareto.html", "summary.md", "best/arch.json",
+                 "best/weights.pt", "study.db", "run.json"):
+        assert (run / name).is_file(), name
+    trials = pd.read_csv(run / "trials.csv")
+    assert {"number", "state", "accuracy", "latency_ms", "macs", "params", "train_seconds",
+            "arch"} <= set(trials.columns)
+    assert (trials["status"] == "trained").sum() == 2
+    html = (run / "pareto.html").read_text()
+    assert "plotly.js" in html.lower() or "Plotly" in html  # inlined, readable offline
+    assert "budget 1000 ms" in html
+    assert list((results / "luts").glob("mobilenetv3-large-torch-*.json"))
+
+    assert main([*common, "--trials", "3"]) == 0  # resumes: one more trained candidate
+    assert (pd.read_csv(run / "trials.csv")["status"] == "trained").sum() == 3
+
+    out = tmp_path / "export"
+    assert main(["export", str(run), "--format", "json,torchscript,onnx", "--out", str(out)]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["max_abs_diff_vs_pytorch"]["onnx"] < 1e-4
+    assert card["lut_hash"] and card["target"]
+    for name in ("arch.json", "model.onnx", "model.torchscript.pt", "MODEL_CARD.md"):
+        assert (out / name).is_file()
+    assert main(["export", str(run), "--format", "tflite"]) == 2
+    assert "unknown export format" in capsys.readouterr().err
+
+    lut = next((results / "luts").glob("*.json"))
+    assert main(["report", str(run), "--lut", str(lut), "--latency-budget", "0.5ms"]) == 0
+    assert list(run.glob("summary-*.md"))
+
+
+@pytest.mark.parametrize("flags", [["--trials", "abc"], ["--sampler", "grid"], ["--trials", "0"]])
+def test_bad_flags_exit_2_in_one_line(flags):
+    r = _run("--latency-budget", "20ms", *flags)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--help" in r.stderr

@@ -1,0 +1,129 @@
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nas.arch import Arch
+from nas.latency.calibrate import Calibration, fit_calibration
+from nas.latency.layers import Layer, arch_layers
+from nas.latency.measure import summarize, time_module
+from nas.latency.predict import LatencyModel
+from nas.latency.table import SCHEMA_VERSION, LatencyTable, TableError
+from nas.latency.target import Target
+from nas.space import load_space
+
+SMALL = Arch.from_string("stem_c8_hs-ir_k3_e3_c16_s2_re-ir_k5_e4_c16_s1_hs_se-head_c32_f32_hs")
+
+
+def test_fingerprint_is_stable_and_covers_every_field():
+    t = Target.here()
+    assert t.fingerprint() == Target.here().fingerprint() and len(t.fingerprint()) == 12
+    for change in ({"threads": 2}, {"batch": 4}, {"input_size": 160}, {"device": "other"},
+                   {"software": "torch 0"}, {"backend": "onnxruntime"}):
+        assert replace(t, **change).fingerprint() != t.fingerprint()
+    assert "torch" in t.software and t.device
+
+
+def test_layers_track_feature_map_sizes_at_224():
+    arch = load_space().covering_archs()[0]
+    layers = arch_layers(arch, 224, 1, 10)
+    assert layers[0].key == "stem_c16_hs@224x224x1"
+    sizes = [l.in_size for l in layers[1:]]
+    assert sizes[0] == 112 and sizes[-1] == 7
+    assert sorted(set(sizes), reverse=True) == [112, 56, 28, 14, 7]
+    assert layers[-1].key == "head_c960_f1280_hs@7x7x160>10"
+    assert all(Layer.from_key(l.key) == l for l in layers)
+
+
+def test_every_space_layer_is_enumerated_once():
+    space = load_space()
+    keys = {l.key for a in space.covering_archs() for l in arch_layers(a, 224, 1, 10)}
+    # 5 stages x (first position + later positions) x 36 choices, plus stem, fixed block, head
+    assert len(keys) == 5 * 2 * 36 + 3
+
+
+def test_layer_modules_are_the_networks_modules():
+    layer = arch_layers(SMALL, 32, 1, 10)[2]
+    module = layer.build()
+    assert not module.training
+    out = module(torch.randn(1, layer.in_channels, layer.in_size, layer.in_size))
+    assert layer.in_size == 8 and out.shape == (1, 16, 8, 8)  # 32 -> stem 16 -> s2 block 8
+
+
+def test_summary_statistics():
+    t = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert (t.median_ms, t.spread_ms, t.count) == (3.0, 2.0, 5)
+    timing = time_module(torch.nn.Conv2d(3, 8, 3), (1, 3, 16, 16), warmup=2, repeats=5)
+    assert timing.count == 5 and timing.median_ms > 0
+
+
+def test_calibration_recovers_known_coefficients():
+    # measured = 0.5 + 1.2 * a + 0.8 * b, exactly
+    sums = [{"a": a, "b": b} for a, b in [(1, 2), (2, 1), (3, 3), (4, 1), (1, 5), (2, 2)]]
+    measured = [0.5 + 1.2 * s["a"] + 0.8 * s["b"] for s in sums]
+    c = fit_calibration(sums, measured, ridge=0.0)
+    assert c.intercept_ms == pytest.approx(0.5) and c.rel_rmse == pytest.approx(0, abs=1e-9)
+    assert c.scales == pytest.approx({"a": 1.2, "b": 0.8})
+    # with the ridge the fit is pulled towards (0, 1, 1) but still predicts well
+    ridged = fit_calibration(sums, measured, ridge=1.0)
+    assert abs(ridged.scales["a"] - 1) < abs(1.2 - 1) and ridged.rel_rmse < 0.1
+    with pytest.raises(ValueError):
+        fit_calibration(sums, measured[:-1])
+
+
+def _table(entries_ms: dict[str, float], calibration: Calibration | None = None) -> LatencyTable:
+    from nas.latency.measure import Timing
+
+    return LatencyTable(Target.here(input_size=32), "toy",
+                        {k: Timing(v, 0.0, 10) for k, v in entries_ms.items()}, calibration)
+
+
+def test_prediction_is_the_calibrated_sum_of_layers():
+    keys = [l.key for l in arch_layers(SMALL, 32, 1, 10)]
+    table = _table({k: float(i + 1) for i, k in enumerate(keys)})  # 1 + 2 + 3 + 4
+    model = LatencyModel(table, 1, 10)
+    assert model.predict(SMALL).latency_ms == pytest.approx(10.0)
+    table.calibration = Calibration(intercept_ms=1.0, scales={"ir@16": 2.0}, rel_rmse=0.1)
+    # stem 1 + block at 16px 2 x 2 + block at 8px 3 + head 4 + intercept 1
+    p = model.predict(SMALL)
+    assert p.latency_ms == pytest.approx(13.0) and p.error_ms == pytest.approx(1.3)
+    with pytest.raises(KeyError, match="not in the latency table"):
+        LatencyModel(_table({}), 1, 10).predict(SMALL)
+
+
+def test_table_round_trips_and_bad_tables_are_refused(tmp_path):
+    keys = [l.key for l in arch_layers(SMALL, 32, 1, 10)]
+    table = _table({k: 1.0 for k in keys}, Calibration(0.1, {"stem": 1.1}, 0.02, 5))
+    path = tmp_path / "lut.json"
+    table.save(path)
+    loaded = LatencyTable.load(path, space="toy")
+    assert loaded.entries == table.entries and loaded.calibration == table.calibration
+    assert loaded.target == table.target
+    data = json.loads(path.read_text())
+    assert data["schema"] == SCHEMA_VERSION and data["fingerprint"] == table.target.fingerprint()
+
+    def refused(text: str, match: str, **kw: str) -> None:
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(TableError, match=match):
+            LatencyTable.load(bad, **kw)
+
+    refused(path.read_text()[:-40], "corrupt or truncated")
+    refused(json.dumps({**data, "schema": 99}), "schema 99")
+    refused(json.dumps({"entries": {}}), "no schema")
+    refused(path.read_text(), "for space 'toy', not 'mobilenetv3-large'", space="mobilenetv3-large")
+    refused(json.dumps({**data, "target": {**data["target"], "threads": 4}}), "fingerprint")
+    refused(json.dumps({**data, "entries": {"garbage": {"median_ms": 1}}}), "malformed")
+    with pytest.raises(TableError, match="cannot read"):
+        LatencyTable.load(tmp_path / "absent.json")
+
+
+def test_measuring_fills_only_missing_layers():
+    layers = arch_layers(SMALL, 32, 1, 10)
+    table = _table({layers[0].key: 123.0})
+    done = []
+    table.measure(layers, warmup=1, repeats=3, on_done=done.append)
+    assert [l.key for l in done] == [l.key for l in layers[1:]]
+    assert table.entries[layers[0].key].median_ms == 123.0
+    assert all(table.entries[l.key].count == 3 for l in layers[1:])

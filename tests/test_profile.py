@@ -1,0 +1,63 @@
+"""`python -m nas profile` on a device with only torch installed."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from nas.latency.table import LatencyTable
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'optuna', 'pandas', 'plotly', 'yaml', 'tqdm', 'fvcore'}:
+            raise ImportError(f'{name} is not installed on this device')
+sys.meta_path.insert(0, Block())
+from nas.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _profile(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCKER, "profile", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_profile_runs_with_only_torch_and_resumes(tmp_path):
+    out = tmp_path / "lut.json"
+    args = ["--space", str(_json_space(tmp_path)), "--input-size", "32", "--repeats", "2",
+            "--calibration-networks", "3", "--out", str(out)]
+    first = _profile(*args)
+    assert first.returncode == 0, first.stderr
+    assert "363 layer configurations" in first.stderr and "363 still to time" in first.stderr
+    table = LatencyTable.load(out, space="mobilenetv3-large")
+    assert len(table.entries) == 363 and table.calibration is not None
+    assert table.target.input_size == 32 and table.target.threads == 1
+    again = _profile(*args)  # resumes: nothing left to time, the file is reused
+    assert again.returncode == 0 and "0 still to time" in again.stderr
+    assert LatencyTable.load(out).entries == table.entries
+
+
+def test_yaml_space_without_pyyaml_says_what_to_do(tmp_path):
+    r = _profile("--input-size", "32", "--out", str(tmp_path / "x.json"))
+    assert r.returncode == 2 and "install pyyaml or give the space as JSON" in r.stderr
+
+
+def test_profile_refuses_a_table_of_another_target(tmp_path):
+    out = tmp_path / "lut.json"
+    assert _profile("--space", str(_json_space(tmp_path)), "--input-size", "32", "--repeats", "2",
+                    "--calibration-networks", "2", "--out", str(out)).returncode == 0
+    r = _profile("--space", str(_json_space(tmp_path)), "--input-size", "40", "--out", str(out))
+    assert r.returncode == 2 and "another target" in r.stderr
+
+
+def _json_space(tmp_path: Path) -> Path:
+    """The default space as JSON (JSON is YAML, and needs no PyYAML to read)."""
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(yaml.safe_load(
+        (ROOT / "search_spaces" / "mobilenetv3.yaml").read_text())))
+    return path

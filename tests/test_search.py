@@ -1,0 +1,95 @@
+import optuna
+import pytest
+
+from nas.arch import Arch
+from nas.latency.predict import Prediction
+from nas.search import (FAILED, OVER_BUDGET, STATUS, TRAINED, Evaluation, SearchConfig,
+                        SearchStalled, best_under_budget, open_study, search, trained_count)
+from nas.space import load_space
+from nas.train import Diverged
+
+
+class BlockCountLatency:
+    """1 ms per block: deterministic, so the budget's effect is known exactly."""
+
+    def predict(self, arch: Arch) -> Prediction:
+        n = float(len(arch.blocks))
+        return Prediction(latency_ms=n, error_ms=0.1, raw_sum_ms=n)
+
+
+class FakeEvaluator:
+    def __init__(self, diverge_on: int = -1) -> None:
+        self.seen: list[tuple[Arch, int]] = []
+        self.diverge_on = diverge_on
+
+    def __call__(self, arch: Arch, seed: int) -> Evaluation:
+        self.seen.append((arch, seed))
+        if len(self.seen) == self.diverge_on:
+            raise Diverged("loss became nan at epoch 1, step 3")
+        kernels = sum(b.kernel for b in arch.blocks)
+        return Evaluation(accuracy=kernels / 200, train_seconds=0.0, macs=1, params=1)
+
+
+def _study(tmp_path, name="s", sampler="tpe"):
+    return open_study(f"sqlite:///{tmp_path / 'study.db'}", name, sampler, 0)
+
+
+def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
+    study, evaluator = _study(tmp_path), FakeEvaluator()
+    config = SearchConfig(budget_ms=14, trials=6, seed=1)
+    search(study, load_space(), BlockCountLatency(), evaluator, config)
+    statuses = [t.user_attrs[STATUS] for t in study.trials]
+    assert statuses.count(TRAINED) == 6 == len(evaluator.seen)
+    assert all(len(arch.blocks) <= 14 for arch, _ in evaluator.seen)
+    over = [t for t in study.trials if t.user_attrs[STATUS] == OVER_BUDGET]
+    assert over, "a 14-block budget must exclude some of 11..21-block networks"
+    assert all(t.constraints["latency_budget"] > 0 for t in over)
+    assert all(t.constraints["latency_budget"] <= 0 for t in study.trials
+               if t.user_attrs[STATUS] == TRAINED)
+    best = best_under_budget(study.trials, 14)
+    assert best.values[0] == max(t.values[0] for t in study.trials
+                                 if t.user_attrs[STATUS] == TRAINED)
+
+
+def test_rerun_resumes_and_trials_count_trained_candidates(tmp_path):
+    evaluator = FakeEvaluator()
+    search(_study(tmp_path), load_space(), BlockCountLatency(), evaluator,
+           SearchConfig(budget_ms=16, trials=3))
+    study = _study(tmp_path)
+    assert trained_count(study) == 3
+    search(study, load_space(), BlockCountLatency(), evaluator, SearchConfig(budget_ms=16, trials=5))
+    assert trained_count(_study(tmp_path)) == 5 and len(evaluator.seen) == 5
+
+
+def test_diverging_candidate_is_failed_with_reason_and_search_goes_on(tmp_path):
+    study = _study(tmp_path)
+    search(study, load_space(), BlockCountLatency(), FakeEvaluator(diverge_on=2),
+           SearchConfig(budget_ms=100, trials=4))
+    failed = [t for t in study.trials if t.user_attrs[STATUS] == FAILED]
+    assert len(failed) == 1 and "nan" in failed[0].user_attrs["reason"]
+    assert failed[0].state == optuna.trial.TrialState.FAIL
+    assert sum(t.user_attrs[STATUS] == TRAINED for t in study.trials) == 3
+
+
+def test_same_seed_same_trials(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        evaluator = FakeEvaluator()
+        search(open_study(f"sqlite:///{tmp_path / name}.db", name, "tpe", 3), load_space(),
+               BlockCountLatency(), evaluator, SearchConfig(budget_ms=16, trials=4, seed=3))
+        runs.append([(a.to_string(), s) for a, s in evaluator.seen])
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("sampler", ["random", "nsga2"])
+def test_other_samplers_run(tmp_path, sampler):
+    study = _study(tmp_path, sampler=sampler)
+    search(study, load_space(), BlockCountLatency(), FakeEvaluator(),
+           SearchConfig(budget_ms=100, trials=2, sampler=sampler))
+    assert trained_count(study) == 2
+
+
+def test_impossible_budget_stops_with_a_message(tmp_path):
+    with pytest.raises(SearchStalled, match="raise --latency-budget"):
+        search(_study(tmp_path, sampler="random"), load_space(), BlockCountLatency(),
+               FakeEvaluator(), SearchConfig(budget_ms=1, trials=1, max_rejections=20))
