@@ -41,6 +41,7 @@ class FrontInfo:
     front: pd.DataFrame  # trained, within budget, non-dominated; by increasing latency
     best: pd.Series | None  # most accurate within budget
     trained: int
+    within_budget: int  # trained candidates whose latency (on this table) meets the budget
     over_budget: int  # sampled, rejected before training
     failed: int
     hypervolume: float  # of the front, reference (accuracy 0, latency = budget)
@@ -55,6 +56,7 @@ def front_info(frame: pd.DataFrame, budget_ms: float) -> FrontInfo:
     if len(feasible):
         best = feasible.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
     return FrontInfo(budget_ms=budget_ms, front=front, best=best, trained=len(trained),
+                     within_budget=len(feasible),
                      over_budget=int((frame["status"] == OVER_BUDGET).sum()),
                      failed=int((frame["status"] == "failed").sum()),
                      hypervolume=hypervolume(points, 0.0, budget_ms))
@@ -96,7 +98,8 @@ def summary_markdown(info: FrontInfo, meta: dict[str, object]) -> str:
              f"- budget: {info.budget_ms:g} ms; {sampled} candidates sampled, "
              f"{info.over_budget} excluded by the budget before training "
              f"({100 * info.over_budget / max(1, sampled):.0f}%), {info.trained} trained, "
-             f"{info.failed} failed",
+             f"{info.failed} failed; {info.within_budget} of the {info.trained} trained "
+             f"candidates are within the budget on this target",
              f"- hypervolume (accuracy x ms under the budget): {info.hypervolume:.3f}", ""]
     if info.best is None:
         lines.append("No trained candidate is within the budget.")

@@ -87,3 +87,18 @@ def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, caps
 def test_bad_flags_exit_2_in_one_line(flags):
     r = _run("--latency-budget", "20ms", *flags)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--help" in r.stderr
+
+
+def test_front_info_counts_and_best_by_hand():
+    from nas.report import front_info
+
+    frame = pd.DataFrame({
+        "status": ["trained", "trained", "trained", "over_budget", "failed", "trained"],
+        "accuracy": [0.80, 0.85, 0.83, None, None, 0.90],
+        "latency_ms": [10.0, 12.0, 15.0, 25.0, 11.0, 21.0],
+        "number": [0, 1, 2, 3, 4, 5]})
+    info = front_info(frame, 20.0)
+    assert (info.trained, info.within_budget, info.over_budget, info.failed) == (4, 3, 1, 1)
+    assert list(info.front["number"]) == [0, 1]
+    assert int(info.best["number"]) == 1
+    assert info.hypervolume == pytest.approx(0.80 * 10 + 0.05 * 8)

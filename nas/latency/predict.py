@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from nas.arch import Arch
 from nas.latency.calibrate import Calibration
 from nas.latency.layers import Layer, arch_layers
+from nas.latency.measure import Timing
 from nas.latency.table import LatencyTable
 
 
@@ -52,7 +53,7 @@ class LatencyModel:
         raw = sum(self._timing(l).median_ms for l in layers)
         return Prediction(latency_ms=latency, error_ms=error, raw_sum_ms=raw)
 
-    def _timing(self, layer: Layer):  # noqa: ANN202 - a Timing
+    def _timing(self, layer: Layer) -> Timing:
         try:
             return self.table.entries[layer.key]
         except KeyError:
