@@ -33,7 +33,7 @@ class IdxSource:
 DATASETS: dict[str, IdxSource] = {
     "fashion-mnist": IdxSource(Path("/usr/share/datasets/fashion-mnist"),
                                install_hint="apt-get install dataset-fashion-mnist"),
-    "mnist": IdxSource(Path("/usr/share/datasets/mnist"), install_hint="apt-get install mnist"),
+    "mnist": IdxSource(Path("/usr/share/datasets/mnist")),  # no Debian package: --data-dir
 }
 
 _IDX_UBYTE = 0x08
@@ -127,7 +127,8 @@ def load_dataset(name: str = "fashion-mnist", data_dir: str | Path | None = None
     source = DATASETS[name]
     directory = Path(data_dir) if data_dir is not None else source.default_dir
     if not directory.is_dir():
-        hint = f"install it ({source.install_hint}) or " if data_dir is None else ""
+        hint = f"install it ({source.install_hint}) or " if data_dir is None and source.install_hint \
+            else ""
         raise DataError(f"data directory {directory} does not exist; {hint}pass --data-dir DIR")
     full = _load_pair(directory, source.train_images, source.train_labels)
     test = _load_pair(directory, source.test_images, source.test_labels)

@@ -102,3 +102,30 @@ def test_front_info_counts_and_best_by_hand():
     assert list(info.front["number"]) == [0, 1]
     assert int(info.best["number"]) == 1
     assert info.hypervolume == pytest.approx(0.80 * 10 + 0.05 * 8)
+
+
+def test_ctrl_c_keeps_results_and_rerun_resumes(tmp_path, idx_dir):
+    import signal
+    import time
+
+    args = [sys.executable, str(ROOT / "run_search.py"), "--latency-budget", "1000ms",
+            "--data-dir", str(idx_dir), "--val-samples", "100", "--epochs", "1",
+            "--latency-input-size", "32", "--results-dir", str(tmp_path), "--run-name", "r",
+            "--sampler", "random"]
+    proc = subprocess.Popen([*args, "--trials", "1000"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    trials_csv = tmp_path / "r" / "trials.csv"
+    deadline = time.monotonic() + 120
+    while not trials_csv.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert trials_csv.exists(), "no trial finished in time"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    assert "Traceback" not in err
+    done = (pd.read_csv(trials_csv)["status"] == "trained").sum()
+    assert done >= 1
+    rerun = subprocess.run([*args, "--trials", str(done + 1)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (pd.read_csv(trials_csv)["status"] == "trained").sum() == done + 1

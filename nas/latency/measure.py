@@ -82,14 +82,12 @@ def _onnxruntime_runner(module: nn.Module, shape: tuple[int, ...], threads: int)
 RUNNERS: dict[str, RunnerFactory] = {"torch": _torch_runner, "onnxruntime": _onnxruntime_runner}
 
 
-def time_runner(run: Runner, *, warmup: int = 10, repeats: int = 30,
-                min_seconds: float = 0.0) -> Timing:
-    """Call ``run`` ``warmup`` times, then time at least ``repeats`` calls (and ``min_seconds``)."""
+def time_runner(run: Runner, *, warmup: int = 10, repeats: int = 30) -> Timing:
+    """Call ``run`` ``warmup`` times, then time ``repeats`` calls one by one."""
     for _ in range(warmup):
         run()
     samples: list[float] = []
-    started = time.perf_counter()
-    while len(samples) < repeats or time.perf_counter() - started < min_seconds:
+    for _ in range(repeats):
         t0 = time.perf_counter()
         run()
         samples.append((time.perf_counter() - t0) * 1e3)

@@ -98,16 +98,6 @@ def calibrate(table: LatencyTable, archs: Sequence[Arch], model_config: ModelCon
     return timings
 
 
-def ensure_table(path: Path, space: SearchSpace, target: Target, model_config: ModelConfig,
-                 config: ProfileConfig = ProfileConfig()) -> LatencyTable:
-    """Open (or start) the table and calibrate it if it has no calibration yet."""
-    table = open_table(path, space, target)
-    if table.calibration is None:
-        archs = random_archs(space, config.calibration_networks, config.seed)
-        calibrate(table, archs, model_config, path, config)
-    return table
-
-
 def profile_space(path: Path, space: SearchSpace, target: Target, model_config: ModelConfig,
                   config: ProfileConfig = ProfileConfig()) -> LatencyTable:
     """Time every layer configuration the space can produce, then calibrate."""
