@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("profile", help="build the latency table of a space on this machine")
     p.add_argument("--out", type=Path, default=None, help="table file (default: results/luts/)")
-    p.add_argument("--repeats", type=_positive_int, default=30)
+    p.add_argument("--rounds", type=_positive_int, default=15,
+                   help="round-robin rounds over all layers (median across rounds is kept)")
     p.add_argument("--calibration-networks", type=_positive_int, default=20)
     p.add_argument("--in-channels", type=_positive_int, default=1)
     p.add_argument("--num-classes", type=_positive_int, default=10)

@@ -129,7 +129,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     target = _target(args, space)
     path = args.out or default_path(args.results_dir, space.name, target)
     model_config = ModelConfig(in_channels=args.in_channels, num_classes=args.num_classes)
-    config = ProfileConfig(repeats=args.repeats, calibration_networks=args.calibration_networks)
+    config = ProfileConfig(rounds=args.rounds, calibration_networks=args.calibration_networks)
     table = profile_space(path, space, target, model_config, config)
     c = table.calibration
     print(f"wrote {path}: {len(table.entries)} layers, target {target.describe()}, "

@@ -7,7 +7,7 @@ import torch
 from nas.arch import Arch
 from nas.latency.calibrate import Calibration, fit_calibration
 from nas.latency.layers import Layer, arch_layers
-from nas.latency.measure import summarize, time_module
+from nas.latency.measure import RUNNERS, summarize, time_round_robin
 from nas.latency.predict import LatencyModel
 from nas.latency.table import SCHEMA_VERSION, LatencyTable, TableError
 from nas.latency.target import Target
@@ -54,8 +54,14 @@ def test_layer_modules_are_the_networks_modules():
 def test_summary_statistics():
     t = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
     assert (t.median_ms, t.spread_ms, t.count) == (3.0, 2.0, 5)
-    timing = time_module(torch.nn.Conv2d(3, 8, 3), (1, 3, 16, 16), warmup=2, repeats=5)
-    assert timing.count == 5 and timing.median_ms > 0
+    runners = [RUNNERS["torch"](torch.nn.Conv2d(3, c, 3), (1, 3, 16, 16), 1) for c in (4, 64)]
+    rounds = []
+    small, big = time_round_robin(runners, threads=1, warmup=1, rounds=4, runs=2,
+                                  on_round=rounds.append)
+    assert rounds == [0, 1, 2, 3] and small.count == big.count == 4
+    assert 0 < small.median_ms and small.spread_ms >= 0
+    with pytest.raises(ValueError):
+        time_round_robin(runners, threads=1, rounds=1)
 
 
 def test_calibration_recovers_known_coefficients():
@@ -122,8 +128,8 @@ def test_table_round_trips_and_bad_tables_are_refused(tmp_path):
 def test_measuring_fills_only_missing_layers():
     layers = arch_layers(SMALL, 32, 1, 10)
     table = _table({layers[0].key: 123.0})
-    done = []
-    table.measure(layers, warmup=1, repeats=3, on_done=done.append)
-    assert [l.key for l in done] == [l.key for l in layers[1:]]
+    done: list[int] = []
+    table.measure(layers, warmup=1, rounds=3, runs=1, on_round=done.append)
+    assert done == [0, 1, 2] and set(table.entries) == {l.key for l in layers}
     assert table.entries[layers[0].key].median_ms == 123.0
     assert all(table.entries[l.key].count == 3 for l in layers[1:])

@@ -29,7 +29,7 @@ def _profile(*args: str) -> subprocess.CompletedProcess:
 
 def test_profile_runs_with_only_torch_and_resumes(tmp_path):
     out = tmp_path / "lut.json"
-    args = ["--space", str(_json_space(tmp_path)), "--input-size", "32", "--repeats", "2",
+    args = ["--space", str(_json_space(tmp_path)), "--input-size", "32", "--rounds", "2",
             "--calibration-networks", "3", "--out", str(out)]
     first = _profile(*args)
     assert first.returncode == 0, first.stderr
@@ -49,7 +49,7 @@ def test_yaml_space_without_pyyaml_says_what_to_do(tmp_path):
 
 def test_profile_refuses_a_table_of_another_target(tmp_path):
     out = tmp_path / "lut.json"
-    assert _profile("--space", str(_json_space(tmp_path)), "--input-size", "32", "--repeats", "2",
+    assert _profile("--space", str(_json_space(tmp_path)), "--input-size", "32", "--rounds", "2",
                     "--calibration-networks", "2", "--out", str(out)).returncode == 0
     r = _profile("--space", str(_json_space(tmp_path)), "--input-size", "40", "--out", str(out))
     assert r.returncode == 2 and "another target" in r.stderr

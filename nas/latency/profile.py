@@ -14,7 +14,7 @@ from pathlib import Path
 from nas.arch import Arch
 from nas.latency.calibrate import fit_calibration
 from nas.latency.layers import Layer
-from nas.latency.measure import Timing, time_module
+from nas.latency.measure import RUNNERS, Timing, time_round_robin
 from nas.latency.predict import LatencyModel
 from nas.latency.table import LatencyTable, TableError
 from nas.latency.target import Target
@@ -24,9 +24,14 @@ from nas.space import SearchSpace, random_archs
 
 @dataclass(frozen=True)
 class ProfileConfig:
-    warmup: int = 10  # untimed runs first: caches, allocator, oneDNN primitive creation
-    repeats: int = 30  # timed runs per layer; the median is kept
-    network_repeats: int = 30  # timed runs per whole network
+    """Round-robin timing (see `nas.latency.measure`): every item is timed once per round."""
+
+    warmup: int = 5  # untimed runs first: caches, allocator, oneDNN primitive creation
+    rounds: int = 15  # rounds over all layers; the median across rounds is kept
+    runs: int = 3  # timed runs of a layer per round (their median is the round's value)
+    batch: int = 128  # layers timed together, then saved: an interrupted build resumes here
+    network_rounds: int = 7  # rounds over whole networks
+    network_runs: int = 5
     calibration_networks: int = 20  # random whole networks timed to fit the calibration
     seed: int = 0  # which random networks
 
@@ -63,22 +68,28 @@ class _Progress:
 
 def measure_layers(table: LatencyTable, layers: Sequence[Layer], path: Path,
                    config: ProfileConfig, *, label: str = "layers") -> int:
-    """Time the layers the table lacks, saving every 25 so an interrupted build resumes."""
+    """Time the layers the table lacks in batches, saving after each so a build resumes."""
     missing = table.missing(layers)
-    progress = _Progress(label, len(missing)) if missing else None
-    for start in range(0, len(missing), 25):
-        table.measure(missing[start:start + 25], warmup=config.warmup, repeats=config.repeats,
-                      on_done=progress.step if progress else None)
+    batches = [missing[i:i + config.batch] for i in range(0, len(missing), config.batch)]
+    progress = _Progress(f"{label} ({len(missing)}, {config.rounds} rounds each)",
+                         len(batches) * config.rounds)
+    for batch in batches:
+        table.measure(batch, warmup=config.warmup, rounds=config.rounds, runs=config.runs,
+                      on_round=progress.step)
         table.save(path)
     return len(missing)
 
 
-def time_network(arch: Arch, target: Target, model_config: ModelConfig,
-                 config: ProfileConfig) -> Timing:
-    """End-to-end latency of the whole network on this machine."""
+def time_networks(archs: Sequence[Arch], target: Target, model_config: ModelConfig,
+                  config: ProfileConfig) -> list[Timing]:
+    """End-to-end latency of whole networks on this machine, timed round-robin."""
     shape = (target.batch, model_config.in_channels, target.input_size, target.input_size)
-    return time_module(MobileNet(arch, model_config), shape, target.backend, target.threads,
-                       warmup=config.warmup, repeats=config.network_repeats)
+    runners = [RUNNERS[target.backend](MobileNet(a, model_config), shape, target.threads)
+               for a in archs]
+    progress = _Progress(f"networks ({len(archs)})", config.network_rounds)
+    return time_round_robin(runners, threads=target.threads, warmup=config.warmup,
+                            rounds=config.network_rounds, runs=config.network_runs,
+                            on_round=progress.step)
 
 
 def calibrate(table: LatencyTable, archs: Sequence[Arch], model_config: ModelConfig,
@@ -87,11 +98,7 @@ def calibrate(table: LatencyTable, archs: Sequence[Arch], model_config: ModelCon
     model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
     measure_layers(table, [l for a in archs for l in model.layers(a)], path, config,
                    label="calibration layers")
-    progress = _Progress("calibration networks", len(archs))
-    timings = []
-    for arch in archs:
-        timings.append(time_network(arch, table.target, model_config, config))
-        progress.step()
+    timings = time_networks(archs, table.target, model_config, config)
     table.calibration = fit_calibration([model.group_sums(a) for a in archs],
                                         [t.median_ms for t in timings])
     table.save(path)

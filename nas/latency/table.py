@@ -1,6 +1,6 @@
 """The latency lookup table: one JSON file per (target, space), measured on demand, resumable.
 
-File layout (schema 1)::
+File layout (schema 2)::
 
     {"schema": 1, "space": "mobilenetv3-large",
      "target": {...Target fields...}, "fingerprint": "3f9a0c1b2d4e",
@@ -20,10 +20,10 @@ from pathlib import Path
 
 from nas.latency.calibrate import Calibration
 from nas.latency.layers import Layer
-from nas.latency.measure import Timing, time_module
+from nas.latency.measure import RUNNERS, Timing, time_round_robin
 from nas.latency.target import Target
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: round-robin timings (count = rounds)
 
 
 class TableError(ValueError):
@@ -47,16 +47,17 @@ class LatencyTable:
                 seen[layer.key] = layer
         return list(seen.values())
 
-    def measure(self, layers: Iterable[Layer], *, warmup: int = 10, repeats: int = 30,
-                on_done: Callable[[Layer], None] | None = None) -> None:
-        """Time every layer not yet in the table on this machine, which must be the target."""
-        for layer in self.missing(layers):
-            shape = (self.target.batch, layer.in_channels, layer.in_size, layer.in_size)
-            self.entries[layer.key] = time_module(layer.build(), shape, self.target.backend,
-                                                  self.target.threads, warmup=warmup,
-                                                  repeats=repeats)
-            if on_done is not None:
-                on_done(layer)
+    def measure(self, layers: Iterable[Layer], *, warmup: int = 5, rounds: int = 15,
+                runs: int = 3, on_round: Callable[[int], None] | None = None) -> None:
+        """Time every layer not yet in the table, round-robin, on this machine (the target)."""
+        missing = self.missing(layers)
+        target = self.target
+        runners = [RUNNERS[target.backend](
+            layer.build(), (target.batch, layer.in_channels, layer.in_size, layer.in_size),
+            target.threads) for layer in missing]
+        timings = time_round_robin(runners, threads=target.threads, warmup=warmup,
+                                   rounds=rounds, runs=runs, on_round=on_round)
+        self.entries.update({layer.key: t for layer, t in zip(missing, timings, strict=True)})
 
     def to_dict(self) -> dict[str, object]:
         return {"schema": SCHEMA_VERSION, "space": self.space, "target": asdict(self.target),
