@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch import Arch
 from nas.latency.predict import Prediction
 from nas.space import SearchSpace
+from nas.train import Diverged
 
 # user_attrs written on every trial; the report reads them back.
 ARCH, STATUS, REASON = "arch", "status", "reason"
@@ -88,8 +89,6 @@ class SearchStalled(RuntimeError):
 def run_trial(study: optuna.Study, space: SearchSpace, latency: LatencyPredictor,
               evaluate: Evaluator, config: SearchConfig) -> FrozenTrial:
     """Ask for one candidate, score it, tell the study; returns the finished trial."""
-    from nas.train import Diverged
-
     trial = study.ask()
     try:
         arch = space.sample(trial)
