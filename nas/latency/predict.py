@@ -38,24 +38,31 @@ class LatencyModel:
         return arch_layers(arch, self.table.target.input_size, self.in_channels, self.num_classes)
 
     def group_sums(self, arch: Arch) -> dict[str, float]:
-        sums: dict[str, float] = defaultdict(float)
-        for layer in self.layers(arch):
-            sums[layer.group] += self._timing(layer).median_ms
-        return dict(sums)
+        return _sum_by_group(self._timed(arch))
 
     def predict(self, arch: Arch) -> Prediction:
-        layers = self.layers(arch)
+        timed = self._timed(arch)
+        sums = _sum_by_group(timed)
         calibration = self.calibration
-        latency = calibration.apply(self.group_sums(arch))
-        spread_var = sum((calibration.scales.get(l.group, 1.0) * self._timing(l).spread_ms
-                          * _IQR_TO_SIGMA) ** 2 for l in layers)
+        latency = calibration.apply(sums)
+        spread_var = sum((calibration.scales.get(l.group, 1.0) * t.spread_ms * _IQR_TO_SIGMA) ** 2
+                         for l, t in timed)
         error = math.sqrt((calibration.rel_rmse * latency) ** 2 + spread_var)
-        raw = sum(self._timing(l).median_ms for l in layers)
-        return Prediction(latency_ms=latency, error_ms=error, raw_sum_ms=raw)
+        return Prediction(latency_ms=latency, error_ms=error, raw_sum_ms=sum(sums.values()))
+
+    def _timed(self, arch: Arch) -> list[tuple[Layer, Timing]]:
+        return [(layer, self._timing(layer)) for layer in self.layers(arch)]
 
     def _timing(self, layer: Layer) -> Timing:
         try:
             return self.table.entries[layer.key]
         except KeyError:
             raise KeyError(f"layer {layer.key} is not in the latency table; profile the space "
-                           "with 'python -m nas profile' or let the search measure it") from None
+                           "with 'python -m nas profile'") from None
+
+
+def _sum_by_group(timed: list[tuple[Layer, Timing]]) -> dict[str, float]:
+    sums: dict[str, float] = defaultdict(float)
+    for layer, timing in timed:
+        sums[layer.group] += timing.median_ms
+    return dict(sums)
