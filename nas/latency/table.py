@@ -1,8 +1,8 @@
 """The latency lookup table: one JSON file per (target, space), measured on demand, resumable.
 
-File layout (schema 2)::
+File layout (schema 3)::
 
-    {"schema": 1, "space": "mobilenetv3-large",
+    {"schema": 3, "space": "mobilenetv3-large",
      "target": {...Target fields...}, "fingerprint": "3f9a0c1b2d4e",
      "entries": {"ir_k3_e4_c24_s2_re@112x112x16": {"median_ms": .., "spread_ms": .., "count": ..}},
      "calibration": {"intercept_ms": .., "scales": {"ir@56": ..}, "rel_rmse": .., "fitted_on": ..}}
@@ -23,7 +23,7 @@ from nas.latency.layers import Layer
 from nas.latency.measure import RUNNERS, Timing, time_round_robin
 from nas.latency.target import Target
 
-SCHEMA_VERSION = 2  # 2: round-robin timings (count = rounds)
+SCHEMA_VERSION = 3  # 2: round-robin timings (count = rounds); 3: steady-state allocator
 
 
 class TableError(ValueError):
