@@ -1,4 +1,5 @@
-# `make search`: set everything up on a fresh machine and run the default search.
+# `make search`: set everything up on a fresh machine and run the default search
+# (`make search BUDGET=11ms` for another budget).
 # `make test`: set up and run the tests.
 PYTHON ?= python3
 VENV := .venv
@@ -25,8 +26,10 @@ data:
 	  || echo "could not install dataset-fashion-mnist; pass --data-dir DIR with the IDX files"; \
 	else echo "Fashion-MNIST is not in $(FASHION) and apt-get is missing: pass --data-dir DIR with the IDX files"; fi
 
+BUDGET ?= 20ms
+
 search: setup data
-	$(PY) run_search.py --latency-budget 20ms
+	$(PY) run_search.py --latency-budget $(BUDGET)
 
 test: setup
 	$(PY) -m pytest

@@ -1,4 +1,5 @@
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -143,6 +144,9 @@ def test_table_round_trips_and_bad_tables_are_refused(tmp_path):
     assert loaded.target == table.target
     data = json.loads(path.read_text())
     assert data["schema"] == SCHEMA_VERSION and data["fingerprint"] == table.target.fingerprint()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it, not 0600
 
     def refused(text: str, match: str, **kw: str) -> None:
         bad = tmp_path / "bad.json"

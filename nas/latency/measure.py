@@ -1,19 +1,17 @@
 """Timing modules on a target: warm-up, repeats, median and spread, round-robin.
 
-On a shared machine the speed of a core changes in bursts that last seconds to a minute, so two
-back-to-back medians of one network agree to 2% while the same network a minute later can
-differ by 40% (measured on the development VM). `time_round_robin` therefore times a whole set
-in rounds, each round visiting every item for a few runs, and keeps the median across rounds:
-every item sees the same bursts, and two such measurements agree within 10% for 23-25 of 25
-networks (against 9-10 of 25 within 5% when timed back to back).
+Two things make timings on a shared CPU repeatable (figures from the development VM, README):
 
-Timing runs with a steady-state allocator (`steady_state_allocator`). By default glibc serves
-large blocks with fresh ``mmap`` pages and hands freed memory back to the kernel, so every
-forward pass of a 224 px network took about 530 minor page faults on the development VM, and how
-many depended on the allocator's history: the same 40 networks timed twice in one process agreed
-within 5% for 37 of 40 with the default allocator and 40 of 40 with memory kept, and the layer
-table's calibrated prediction error fell from MAPE 8% to 1.2% (see the README). A serving process
-reaches that steady state too; the README says how to set it for a deployment.
+- A steady-state allocator (`steady_state_allocator`). By default glibc serves large blocks with
+  fresh ``mmap`` pages and hands freed memory back to the kernel, so one forward pass of a 224 px
+  network took about 1,700 minor page faults, and how many depended on the allocator's history:
+  the same networks timed twice in one process differed by up to 30%, and the calibrated table
+  predicted held-out networks with MAPE 8%. With freed memory kept for reuse there are no faults,
+  two measurements agree within 5%, and the MAPE is under 2%. A serving process reaches the same
+  steady state; the README says how to set it for a deployment.
+- Round-robin order (`time_round_robin`): a whole set is timed in rounds, each round visiting
+  every item for a few runs, and the median across rounds is kept, so a burst of load from
+  another tenant touches every item alike instead of a few items entirely.
 
 Backends are a dict of runner factories: each turns (module, input shape, threads) into a
 no-argument callable that runs one inference. ``torch`` is PyTorch eager in eval mode under

@@ -71,6 +71,9 @@ class LatencyTable:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(self.to_dict(), f, indent=1)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a table is meant to be shared
         os.replace(tmp, path)
 
     @classmethod
