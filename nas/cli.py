@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", type=Path)
     e.add_argument("--format", default="json,torchscript,onnx")
     e.add_argument("--out", type=Path, default=None, help="default: <run>/export")
+    e.add_argument("--data-dir", default=None,
+                   help="where the run's data set is now, for the test accuracy")
     return parser
 
 

@@ -10,11 +10,12 @@ from typing import Any, Callable
 
 import torch
 
+from nas.arch import Arch
 from nas.cli import UsageError, parse_budget
 from nas.export import ExportError
 from nas.data import DataError, load_dataset
 from nas.latency.predict import LatencyModel
-from nas.latency.profile import ProfileConfig, profile_space
+from nas.latency.profile import ProfileConfig, profile_space, time_networks
 from nas.latency.table import LatencyTable, TableError, default_path, file_hash
 from nas.latency.target import Target
 from nas.model import ModelConfig
@@ -176,7 +177,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 # --- export -----------------------------------------------------------------------------------
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nas.arch import Arch
     from nas.export import export_network
 
     meta = _load_run(args.run)
@@ -193,15 +193,55 @@ def cmd_export(args: argparse.Namespace) -> int:
             "lut": meta["lut"], "lut_hash": meta["lut_hash"], "seed": meta["seed"],
             "data": meta["data"], "normalization": meta["normalization"],
             "input": f"{meta['model_config']['in_channels']}x{{H}}x{{W}} float, normalized"}
+    model_config = ModelConfig(**meta["model_config"])
     state = torch.load(weights_path, weights_only=True)
+    card["test_accuracy"] = _test_accuracy(arch, model_config, state, meta,
+                                           args.data_dir or meta["data_dir"])
+    card.update(_measured_latency(arch, Target(**meta["target_fields"]), model_config,
+                                  best["latency_ms"]))
     try:
-        diffs = export_network(arch, ModelConfig(**meta["model_config"]), state,
-                               input_size=meta["image_size"], formats=formats, out=out, card=card)
+        diffs = export_network(arch, model_config, state, input_size=meta["image_size"],
+                               formats=formats, out=out, card=card)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     print(f"exported trial {best['trial']} to {out}/ ({', '.join(formats)}); max |diff| vs "
           f"PyTorch: {diffs}")
     return 0
+
+
+def _test_accuracy(arch: Arch, model_config: ModelConfig, state: dict[str, torch.Tensor],
+                   meta: dict[str, Any], data_dir: str | None) -> float | None:
+    """Accuracy on the test split, which the search never saw; None if the data is gone."""
+    from nas.model import MobileNet
+    from nas.train import evaluate
+
+    try:
+        data = load_dataset(meta["dataset"], data_dir, val_samples=meta["val_samples"],
+                            train_samples=meta["train_samples"], seed=meta["seed"])
+    except DataError as exc:
+        print(f"test accuracy not computed: {exc} (pass --data-dir)")
+        return None
+    model = MobileNet(arch, model_config).to(memory_format=torch.channels_last)
+    model.load_state_dict(state)
+    accuracy = evaluate(model, data.test, data)
+    print(f"test accuracy {100 * accuracy:.2f}% on {len(data.test)} images the search never saw")
+    return accuracy
+
+
+def _measured_latency(arch: Arch, target: Target, model_config: ModelConfig,
+                      predicted_ms: float) -> dict[str, object]:
+    """Time the network end to end when this machine is the run's latency target."""
+    here = Target.here(target.backend, target.threads, target.batch, target.input_size)
+    if here.fingerprint() != target.fingerprint():
+        print(f"latency not measured: this machine ({here.describe()}) is not the target "
+              f"({target.describe()})")
+        return {"measured_latency_ms": None,
+                "measured_latency_note": f"not measured: exported on {here.describe()}"}
+    timing = time_networks([arch], target, model_config, ProfileConfig())[0]
+    print(f"latency on this machine (the target): predicted {predicted_ms:.2f} ms, measured "
+          f"{timing.median_ms:.2f} ms ({100 * (predicted_ms / timing.median_ms - 1):+.1f}%)")
+    return {"measured_latency_ms": timing.median_ms,
+            "measured_latency_spread_ms": timing.spread_ms}
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -5,8 +5,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
+from nas.arch import Arch
 from nas.cli import UsageError, main, parse_budget
+from nas.data import load_dataset
+from nas.model import MobileNet, ModelConfig
+from nas.train import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,6 +78,22 @@ def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, caps
     card = json.loads((out / "model_card.json").read_text())
     assert card["max_abs_diff_vs_pytorch"]["onnx"] < 1e-4
     assert card["lut_hash"] and card["target"]
+    # This machine is the run's target, so the export times the network: the table's
+    # prediction and the measurement are both in the card.
+    assert card["measured_latency_ms"] > 0 and card["predicted_latency_ms"] > 0
+    # Accuracy on the test split (never seen by the search), with the run's normalisation.
+    data = load_dataset("fashion-mnist", idx_dir, val_samples=100, seed=0)
+    model = MobileNet(Arch.from_json((out / "arch.json").read_text()), ModelConfig(1, 10))
+    model.load_state_dict(torch.load(out / "weights.pt", weights_only=True))
+    assert card["test_accuracy"] == evaluate(model, data.test, data)
+    meta = json.loads((run / "run.json").read_text())
+    meta["target_fields"]["device"] = "some other board"
+    (run / "run.json").write_text(json.dumps(meta))
+    assert main(["export", str(run), "--format", "json", "--out", str(out),
+                 "--data-dir", str(tmp_path / "moved")]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["measured_latency_ms"] is None and "not measured" in card["measured_latency_note"]
+    assert card["test_accuracy"] is None and "pass --data-dir" in capsys.readouterr().out
     for name in ("arch.json", "model.onnx", "model.torchscript.pt", "MODEL_CARD.md"):
         assert (out / name).is_file()
     assert main(["export", str(run), "--format", "tflite"]) == 2
