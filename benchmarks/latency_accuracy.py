@@ -73,17 +73,19 @@ def main() -> None:
 
     out = args.results_dir / "benchmarks" / f"latency-{args.backend}-{target.fingerprint()}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    top = max(measured + [p.latency_ms for p in predictions]) * 1.05
+    shown = measured + [p.latency_ms for p in predictions] + [p.raw_sum_ms for p in predictions]
+    low, top = min(shown) * 0.9, max(shown) * 1.05
     fig = go.Figure([
         go.Scatter(x=measured, y=[p.latency_ms for p in predictions], mode="markers",
                    name="calibrated", error_y={"array": [p.error_ms for p in predictions]}),
         go.Scatter(x=measured, y=[p.raw_sum_ms for p in predictions], mode="markers",
                    name="raw sum", marker={"symbol": "x", "color": "#999"}),
-        *(go.Scatter(x=[0, top], y=[0, top * f], mode="lines", name=label,
+        *(go.Scatter(x=[low, top], y=[low * f, top * f], mode="lines", name=label,
                      line={"dash": dash, "color": "black", "width": 1})
           for f, label, dash in ((1, "exact", "solid"), (1.1, "+10%", "dot"), (0.9, "-10%", "dot")))])
     fig.update_layout(title=f"predicted vs measured latency, {target.describe()}",
                       xaxis_title="measured (ms)", yaxis_title="predicted (ms)",
+                      xaxis_range=[low, top], yaxis_range=[low, top],
                       template="plotly_white")
     fig.write_html(out, include_plotlyjs=True)
     print(f"plot: {out}")
