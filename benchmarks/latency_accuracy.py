@@ -47,9 +47,9 @@ def main() -> None:
         raise SystemExit(f"error: {exc}") from None
     profile_s = time.perf_counter() - start
     model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
-    calibration_set = set(random_archs(space, config.calibration_networks, config.seed))
-    held_out = [a for a in random_archs(space, args.networks + len(calibration_set), seed=10_007)
-                if a not in calibration_set][:args.networks]
+    held_out = random_archs(space, args.networks, seed=10_007,
+                            exclude=set(random_archs(space, config.calibration_networks,
+                                                     config.seed)))
 
     # Two independent round-robin measurements: their agreement is the noise floor, their mean
     # the reference the predictions are scored against.
@@ -65,6 +65,8 @@ def main() -> None:
     print(f"table: {path} ({len(table.entries)} layers; calibration on "
           f"{table.calibration.fitted_on if table.calibration else 0} networks)"
           + ("" if args.lut else f", profiled in {profile_s:.0f} s"))
+    if table.validation is not None:
+        print(f"the profile's own check: {table.validation.describe()}")
     print(f"measured latency of held-out networks: {min(measured):.2f}-{max(measured):.2f} ms, "
           f"median {statistics.median(measured):.2f} ms")
     print(f"calibrated: {calibrated.describe()}")

@@ -32,9 +32,12 @@ def _target(args: argparse.Namespace, space: SearchSpace) -> Target:
 
 
 def _table_meta(path: Path, table: LatencyTable) -> dict[str, object]:
-    c = table.calibration
+    c, v = table.calibration, table.validation
     calibration = ("none" if c is None else
                    f"{c.fitted_on} whole networks, RMS error {100 * c.rel_rmse:.1f}% on them")
+    if v is not None:
+        calibration += (f"; on {v.count} held-out networks {100 * v.within_10:.0f}% within "
+                        f"+-10%, MAPE {100 * v.mape:.1f}%")
     return {"target": table.target.describe(), "lut": str(path), "lut_hash": file_hash(path),
             "calibration": calibration}
 
@@ -132,10 +135,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     model_config = ModelConfig(in_channels=args.in_channels, num_classes=args.num_classes)
     config = ProfileConfig(rounds=args.rounds, calibration_networks=args.calibration_networks)
     table = profile_space(path, space, target, model_config, config)
-    c = table.calibration
     print(f"wrote {path}: {len(table.entries)} layers, target {target.describe()}, "
-          f"fingerprint {target.fingerprint()}, calibration RMS error "
-          f"{100 * (c.rel_rmse if c else 0):.1f}% on {c.fitted_on if c else 0} networks")
+          f"fingerprint {target.fingerprint()}; calibration: "
+          f"{_table_meta(path, table)['calibration']}")
     return 0
 
 

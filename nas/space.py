@@ -13,7 +13,7 @@ import random
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Collection, Protocol, Sequence
 
 from nas.arch import ACTIVATIONS, Arch, BlockSpec, Head, Stem
 
@@ -252,7 +252,17 @@ class RandomSuggester:
         return self.rng.choice(list(choices))
 
 
-def random_archs(space: SearchSpace, count: int, seed: int) -> list[Arch]:
-    """``count`` uniformly sampled architectures, the same for the same seed."""
+def random_archs(space: SearchSpace, count: int, seed: int,
+                 exclude: Collection[Arch] = ()) -> list[Arch]:
+    """``count`` uniformly sampled architectures, the same for the same seed.
+
+    With ``exclude`` (say, the networks a calibration was fitted on), samples in it are skipped,
+    so the result is held out from them.
+    """
     suggester = RandomSuggester(random.Random(seed))
-    return [space.sample(suggester) for _ in range(count)]
+    result: list[Arch] = []
+    while len(result) < count:
+        arch = space.sample(suggester)
+        if arch not in exclude:
+            result.append(arch)
+    return result

@@ -15,6 +15,7 @@ from nas.latency.measure import RUNNERS, summarize, time_round_robin
 from nas.latency.predict import LatencyModel
 from nas.latency.table import SCHEMA_VERSION, LatencyTable, TableError
 from nas.latency.target import Target
+from nas.latency.validate import agreement
 from nas.space import load_space
 
 SMALL = Arch.from_string("stem_c8_hs-ir_k3_e3_c16_s2_re-ir_k5_e4_c16_s1_hs_se-head_c32_f32_hs")
@@ -69,7 +70,8 @@ def test_summary_statistics():
 
 
 # Counts minor page faults of five forward passes of a 224 px network, after warm-up, in a fresh
-# process: either after round-robin timing of it or with the allocator as Python left it.
+# process: either after round-robin timing of it or with the allocator as Python left it. The
+# fewest of three such counts is printed: the kernel moves a page now and then on its own.
 _PAGE_FAULTS = """
 import resource, sys, torch
 from nas.latency.measure import RUNNERS, time_round_robin
@@ -81,10 +83,13 @@ if sys.argv[1] == "timed":
 torch.set_num_threads(1)
 for _ in range(3):
     run()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    run()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+counts = []
+for _ in range(3):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        run()
+    counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(min(counts))
 """
 
 
@@ -137,10 +142,12 @@ def test_prediction_is_the_calibrated_sum_of_layers():
 def test_table_round_trips_and_bad_tables_are_refused(tmp_path):
     keys = [l.key for l in arch_layers(SMALL, 32, 1, 10)]
     table = _table({k: 1.0 for k in keys}, Calibration(0.1, {"stem": 1.1}, 0.02, 5))
+    table.validation = agreement([1.0, 2.1, 2.9], [1.0, 2.0, 3.0])
     path = tmp_path / "lut.json"
     table.save(path)
     loaded = LatencyTable.load(path, space="toy")
     assert loaded.entries == table.entries and loaded.calibration == table.calibration
+    assert loaded.validation == table.validation and loaded.validation.count == 3
     assert loaded.target == table.target
     data = json.loads(path.read_text())
     assert data["schema"] == SCHEMA_VERSION and data["fingerprint"] == table.target.fingerprint()

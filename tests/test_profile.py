@@ -36,6 +36,9 @@ def test_profile_runs_with_only_torch_and_resumes(tmp_path):
     assert "363 layer configurations" in first.stderr and "363 still to time" in first.stderr
     table = LatencyTable.load(out, space="mobilenetv3-large")
     assert len(table.entries) == 363 and table.calibration is not None
+    # Scored on 10 networks timed with the calibration ones but not fitted on.
+    assert table.validation is not None and table.validation.count == 10
+    assert "held-out networks" in first.stdout
     assert table.target.input_size == 32 and table.target.threads == 1
     again = _profile(*args)  # resumes: nothing left to time, the file is reused
     assert again.returncode == 0 and "0 still to time" in again.stderr

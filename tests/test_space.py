@@ -44,6 +44,15 @@ def test_same_seed_same_architectures():
     assert random_archs(space, 5, seed=7) != random_archs(space, 5, seed=8)
 
 
+def test_held_out_architectures_skip_the_excluded_ones():
+    space = load_space()
+    first = random_archs(space, 5, seed=7)
+    held_out = random_archs(space, 5, seed=7, exclude=set(first[:3]))
+    # The same stream with the first three skipped: the next samples take their places.
+    assert held_out[:2] == first[3:] and len(held_out) == 5
+    assert not set(held_out) & set(first[:3])
+
+
 def test_covering_archs_contain_every_choice_at_every_position():
     space = load_space()
     archs = space.covering_archs()

@@ -18,6 +18,7 @@ from nas.latency.measure import RUNNERS, Timing, time_round_robin
 from nas.latency.predict import LatencyModel
 from nas.latency.table import LatencyTable, TableError
 from nas.latency.target import Target
+from nas.latency.validate import agreement
 from nas.model import MobileNet, ModelConfig
 from nas.space import SearchSpace, random_archs
 
@@ -33,6 +34,7 @@ class ProfileConfig:
     network_rounds: int = 7  # rounds over whole networks
     network_runs: int = 5
     calibration_networks: int = 20  # random whole networks timed to fit the calibration
+    validation_networks: int = 10  # more, timed alongside, to score it on networks it never saw
     seed: int = 0  # which random networks
 
 
@@ -92,22 +94,25 @@ def time_networks(archs: Sequence[Arch], target: Target, model_config: ModelConf
                             on_round=progress.step)
 
 
-def calibrate(table: LatencyTable, archs: Sequence[Arch], model_config: ModelConfig,
-              path: Path, config: ProfileConfig) -> list[Timing]:
-    """Time whole networks, fit the table's calibration on them, save; returns the timings."""
+def calibrate(table: LatencyTable, fit_on: Sequence[Arch], held_out: Sequence[Arch],
+              model_config: ModelConfig, path: Path, config: ProfileConfig) -> None:
+    """Time whole networks in one round-robin set, fit the calibration on ``fit_on``, score it
+    on ``held_out`` (at least two networks), and save both in the table."""
     model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
+    archs = [*fit_on, *held_out]
     measure_layers(table, [l for a in archs for l in model.layers(a)], path, config,
                    label="calibration layers")
-    timings = time_networks(archs, table.target, model_config, config)
-    table.calibration = fit_calibration([model.group_sums(a) for a in archs],
-                                        [t.median_ms for t in timings])
+    measured = [t.median_ms for t in time_networks(archs, table.target, model_config, config)]
+    table.calibration = fit_calibration([model.group_sums(a) for a in fit_on],
+                                        measured[:len(fit_on)])
+    table.validation = agreement([model.predict(a).latency_ms for a in held_out],
+                                 measured[len(fit_on):])
     table.save(path)
-    return timings
 
 
 def profile_space(path: Path, space: SearchSpace, target: Target, model_config: ModelConfig,
                   config: ProfileConfig = ProfileConfig()) -> LatencyTable:
-    """Time every layer configuration the space can produce, then calibrate."""
+    """Time every layer configuration the space can produce, then calibrate and validate."""
     table = open_table(path, space, target)
     model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
     layers = [l for a in space.covering_archs() for l in model.layers(a)]
@@ -116,6 +121,8 @@ def profile_space(path: Path, space: SearchSpace, target: Target, model_config: 
           f"{len(table.missing(layers))} still to time", file=sys.stderr)
     measure_layers(table, layers, path, config)
     if table.calibration is None:
-        calibrate(table, random_archs(space, config.calibration_networks, config.seed),
-                  model_config, path, config)
+        fit_on = random_archs(space, config.calibration_networks, config.seed)
+        held_out = random_archs(space, config.validation_networks, config.seed + 1,
+                                exclude=set(fit_on))
+        calibrate(table, fit_on, held_out, model_config, path, config)
     return table

@@ -5,7 +5,12 @@ File layout (schema 3)::
     {"schema": 3, "space": "mobilenetv3-large",
      "target": {...Target fields...}, "fingerprint": "3f9a0c1b2d4e",
      "entries": {"ir_k3_e4_c24_s2_re@112x112x16": {"median_ms": .., "spread_ms": .., "count": ..}},
-     "calibration": {"intercept_ms": .., "scales": {"ir@56": ..}, "rel_rmse": .., "fitted_on": ..}}
+     "calibration": {"intercept_ms": .., "scales": {"ir@56": ..}, "rel_rmse": .., "fitted_on": ..},
+     "validation": {"count": .., "within_5": .., "within_10": .., "mape": .., "max_error": ..,
+                    "spearman": ..}}
+
+``validation`` scores the calibrated table on whole networks it was not fitted on, timed in the
+same rounds as the calibration networks.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from nas.latency.calibrate import Calibration
 from nas.latency.layers import Layer
 from nas.latency.measure import RUNNERS, Timing, time_round_robin
 from nas.latency.target import Target
+from nas.latency.validate import Agreement
 
 SCHEMA_VERSION = 3  # 2: round-robin timings (count = rounds); 3: steady-state allocator
 
@@ -38,6 +44,7 @@ class LatencyTable:
     space: str
     entries: dict[str, Timing] = field(default_factory=dict)
     calibration: Calibration | None = None
+    validation: Agreement | None = None  # the calibrated table on held-out networks
 
     def missing(self, layers: Iterable[Layer]) -> list[Layer]:
         """Layers with no timing yet, each once, in first-seen order."""
@@ -63,7 +70,8 @@ class LatencyTable:
         return {"schema": SCHEMA_VERSION, "space": self.space, "target": asdict(self.target),
                 "fingerprint": self.target.fingerprint(),
                 "entries": {k: t.to_dict() for k, t in sorted(self.entries.items())},
-                "calibration": None if self.calibration is None else self.calibration.to_dict()}
+                "calibration": None if self.calibration is None else self.calibration.to_dict(),
+                "validation": None if self.validation is None else self.validation.to_dict()}
 
     def save(self, path: Path) -> None:
         """Write atomically, so an interrupted build never leaves a truncated file."""
@@ -90,7 +98,8 @@ class LatencyTable:
             raise TableError(f"{path}: not a latency table (no schema version)")
         if data["schema"] != SCHEMA_VERSION:
             raise TableError(f"{path}: latency table schema {data['schema']!r}, this version reads "
-                             f"schema {SCHEMA_VERSION}; rebuild it with 'python -m nas profile'")
+                             f"schema {SCHEMA_VERSION}; delete it and rebuild it on its target "
+                             "with 'python -m nas profile'")
         try:
             target = Target(**data["target"])
             entries = {str(k): Timing(float(v["median_ms"]), float(v["spread_ms"]), int(v["count"]))
@@ -99,6 +108,8 @@ class LatencyTable:
                 Layer.from_key(key)
             calibration = (None if data.get("calibration") is None
                            else Calibration.from_dict(data["calibration"]))
+            validation = (None if data.get("validation") is None
+                          else Agreement.from_dict(data["validation"]))
             table_space = str(data["space"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TableError(f"{path}: malformed latency table ({exc.__class__.__name__}: {exc}); "
@@ -109,7 +120,8 @@ class LatencyTable:
         if space is not None and table_space != space:
             raise TableError(f"{path}: latency table is for space {table_space!r}, not {space!r}; "
                              "profile this space or pass its own --lut")
-        return cls(target=target, space=table_space, entries=entries, calibration=calibration)
+        return cls(target=target, space=table_space, entries=entries, calibration=calibration,
+                   validation=validation)
 
 
 def file_hash(path: Path) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,15 @@ class Agreement:
         return (f"{self.count} networks: {100 * self.within_5:.1f}% within +-5%, "
                 f"{100 * self.within_10:.1f}% within +-10%, MAPE {100 * self.mape:.2f}%, "
                 f"max {100 * self.max_error:.1f}%, Spearman {self.spearman:.3f}")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, float]) -> Agreement:
+        return cls(count=int(data["count"]), within_5=float(data["within_5"]),
+                   within_10=float(data["within_10"]), mape=float(data["mape"]),
+                   max_error=float(data["max_error"]), spearman=float(data["spearman"]))
 
 
 def ranks(values: Sequence[float]) -> list[float]:
