@@ -3,7 +3,8 @@
 Profiles the default space afresh on this machine (timing the whole build: the issue's 15-minute
 goal), times held-out random networks end to end twice (round-robin, see `nas.latency.measure`), and prints nn-Meter's
 figures: share within +-5% and +-10%, MAPE, Spearman, next to the noise floor (the same figures
-for the second measurement against the first). Writes a predicted-vs-measured plot. Run: ``.venv/bin/python benchmarks/latency_accuracy.py``.
+for the second measurement against the first), and how much of the error is one shift of the
+machine's speed since the table was built. Writes a predicted-vs-measured plot. Run: ``.venv/bin/python benchmarks/latency_accuracy.py``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def main() -> None:
     noise = agreement(second, first)
     predictions = [model.predict(a) for a in held_out]
     calibrated = agreement([p.latency_ms for p in predictions], measured)
+    # A shift of the whole machine's speed between profiling and now moves every prediction by
+    # the same factor: show it, and the scatter that is left without it.
+    bias = statistics.median(p.latency_ms / m for p, m in zip(predictions, measured))
+    unbiased = agreement([p.latency_ms / bias for p in predictions], measured)
     raw = agreement([p.raw_sum_ms for p in predictions], measured)
 
     print(f"target: {target.describe()}")
@@ -71,6 +76,8 @@ def main() -> None:
           f"median {statistics.median(measured):.2f} ms")
     print(f"calibrated: {calibrated.describe()}")
     print(f"raw sum:    {raw.describe()}")
+    print(f"median predicted/measured: {bias:.3f}; calibrated with that shift removed: "
+          f"{unbiased.describe()}")
     print(f"noise floor (a second measurement vs the first): {noise.describe()}")
 
     out = args.results_dir / "benchmarks" / f"latency-{args.backend}-{target.fingerprint()}.html"
