@@ -259,6 +259,9 @@ def random_archs(space: SearchSpace, count: int, seed: int,
     With ``exclude`` (say, the networks a calibration was fitted on), samples in it are skipped,
     so the result is held out from them.
     """
+    if exclude and len(set(exclude)) >= space.size():
+        raise SpaceError(f"space {space.name!r} holds {space.size()} architecture(s), all "
+                         "excluded: none is left to hold out; give it more choices")
     suggester = RandomSuggester(random.Random(seed))
     result: list[Arch] = []
     while len(result) < count:

@@ -53,6 +53,20 @@ def test_held_out_architectures_skip_the_excluded_ones():
     assert not set(held_out) & set(first[:3])
 
 
+def test_holding_out_from_a_space_with_nothing_left_is_refused(tmp_path):
+    one = tmp_path / "one.yaml"  # depth 2, a single block choice: one architecture
+    text = GOOD.read_text()
+    for key, values in (("depth", "[2, 3, 4]"), ("kernel", "[3, 5, 7]"),
+                        ("expansion", "[3, 4, 6]"), ("se", "[false, true]"),
+                        ("activation", "[relu, hswish]")):
+        text = text.replace(f"{key}: {values}", f"{key}: [{values[1:-1].split(',')[0]}]")
+    one.write_text(text)
+    space = load_space(one)
+    assert space.size() == 1
+    with pytest.raises(SpaceError, match="none is left to hold out"):
+        random_archs(space, 3, seed=0, exclude=set(random_archs(space, 1, seed=0)))
+
+
 def test_covering_archs_contain_every_choice_at_every_position():
     space = load_space()
     archs = space.covering_archs()
