@@ -17,7 +17,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from nas.latency.predict import LatencyModel
-from nas.latency.profile import ProfileConfig, profile_space, time_networks
+from nas.latency.profile import ProfileConfig, calibration_sets, profile_space, time_networks
 from nas.latency.table import TableError, default_path
 from nas.latency.target import Target
 from nas.latency.validate import agreement
@@ -48,9 +48,8 @@ def main() -> None:
         raise SystemExit(f"error: {exc}") from None
     profile_s = time.perf_counter() - start
     model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
-    held_out = random_archs(space, args.networks, seed=10_007,
-                            exclude=set(random_archs(space, config.calibration_networks,
-                                                     config.seed)))
+    fit_on, checked_on = calibration_sets(space, config)
+    held_out = random_archs(space, args.networks, seed=10_007, exclude={*fit_on, *checked_on})
 
     # Two independent round-robin measurements: their agreement is the noise floor, their mean
     # the reference the predictions are scored against.

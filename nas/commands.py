@@ -18,7 +18,7 @@ from nas.latency.predict import LatencyModel
 from nas.latency.profile import ProfileConfig, profile_space, time_networks
 from nas.latency.table import LatencyTable, TableError, default_path, file_hash
 from nas.latency.target import Target
-from nas.model import ModelConfig
+from nas.model import MobileNet, ModelConfig
 from nas.space import DEFAULT_SPACE, SearchSpace, SpaceError, load_space
 
 
@@ -160,8 +160,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     budget = parse_budget(args.latency_budget) if args.latency_budget else meta["budget_ms"]
     suffix = ""
     if args.lut is not None:
-        from nas.arch import Arch
-
         table = LatencyTable.load(args.lut, space=meta["space_name"])
         mc = meta["model_config"]
         model = LatencyModel(table, mc["in_channels"], mc["num_classes"])
@@ -214,7 +212,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _test_accuracy(arch: Arch, model_config: ModelConfig, state: dict[str, torch.Tensor],
                    meta: dict[str, Any], data_dir: str | None) -> float | None:
     """Accuracy on the test split, which the search never saw; None if the data is gone."""
-    from nas.model import MobileNet
     from nas.train import evaluate
 
     try:

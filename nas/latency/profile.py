@@ -121,8 +121,12 @@ def profile_space(path: Path, space: SearchSpace, target: Target, model_config: 
           f"{len(table.missing(layers))} still to time", file=sys.stderr)
     measure_layers(table, layers, path, config)
     if table.calibration is None:
-        fit_on = random_archs(space, config.calibration_networks, config.seed)
-        held_out = random_archs(space, config.validation_networks, config.seed + 1,
-                                exclude=set(fit_on))
-        calibrate(table, fit_on, held_out, model_config, path, config)
+        calibrate(table, *calibration_sets(space, config), model_config, path, config)
     return table
+
+
+def calibration_sets(space: SearchSpace, config: ProfileConfig) -> tuple[list[Arch], list[Arch]]:
+    """The random networks a profile fits its calibration on, and those it checks it on."""
+    fit_on = random_archs(space, config.calibration_networks, config.seed)
+    return fit_on, random_archs(space, config.validation_networks, config.seed + 1,
+                                exclude=set(fit_on))
