@@ -5,7 +5,7 @@ Two things make timings on a shared CPU repeatable (figures from the development
 - A steady-state allocator (`steady_state_allocator`). By default glibc serves large blocks with
   fresh ``mmap`` pages and hands freed memory back to the kernel, so one forward pass of a 224 px
   network took about 1,700 minor page faults, and how many depended on the allocator's history:
-  the same networks timed twice in one process differed by up to 30%, and the calibrated table
+  the same networks timed twice in one process differed by up to 32%, and the calibrated table
   predicted held-out networks with MAPE 8%. With freed memory kept for reuse there are no faults,
   two measurements agree within 5%, and the MAPE is under 2%. A serving process reaches the same
   steady state; the README says how to set it for a deployment.

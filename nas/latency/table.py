@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,12 +75,11 @@ class LatencyTable:
     def save(self, path: Path) -> None:
         """Write atomically, so an interrupted build never leaves a truncated file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
+        # A plain open() gives the file the user's usual permissions (mkstemp's are private, and
+        # a table is meant to be copied and shared); the pid keeps two processes apart.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
             json.dump(self.to_dict(), f, indent=1)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a table is meant to be shared
         os.replace(tmp, path)
 
     @classmethod
