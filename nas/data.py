@@ -13,8 +13,10 @@ from pathlib import Path
 
 import torch
 
+from nas.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """Data that cannot be used; the message names the path and what to do."""
 
 
