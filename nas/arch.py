@@ -45,6 +45,11 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded
 
 
+def conv_output_size(size: int, stride: int) -> int:
+    """Spatial size after a 'same'-padded convolution with an odd kernel."""
+    return (size - 1) // stride + 1
+
+
 def _fmt_number(x: float) -> str:
     """Shortest exact text for a float: ``6.0 -> '6'``, ``3.67 -> '3.67'``."""
     text = repr(float(x))
@@ -107,6 +112,8 @@ class Stem:
             raise ValueError(f"stem channels must be >= 1, got {self.channels}")
         _check_act(self.activation)
 
+    stride = 2  # not a choice: every MobileNet stem halves the input
+
     def to_string(self) -> str:
         return f"stem_c{self.channels}_{_ACT_TOKEN[self.activation]}"
 
@@ -154,6 +161,17 @@ class Arch:
         return "-".join([self.stem.to_string(), *(b.to_string() for b in self.blocks),
                          self.head.to_string()])
 
+    def layer_inputs(self, in_channels: int) -> list[tuple[LayerSpec, int]]:
+        """Each layer (stem, blocks, head) with its input channels: the one channel walk that
+        the model builder and the latency table's layer list share."""
+        result: list[tuple[LayerSpec, int]] = [(self.stem, in_channels)]
+        channels = self.stem.channels
+        for block in self.blocks:
+            result.append((block, channels))
+            channels = block.out_channels
+        result.append((self.head, channels))
+        return result
+
     @classmethod
     def from_string(cls, text: str) -> Arch:
         tokens = text.strip().split("-")
@@ -181,3 +199,16 @@ class Arch:
     @classmethod
     def from_json(cls, text: str) -> Arch:
         return cls.from_dict(json.loads(text))
+
+
+LayerSpec = Stem | BlockSpec | Head
+_TOKEN_TYPES: dict[str, type[Stem] | type[BlockSpec] | type[Head]] = {
+    "stem": Stem, "ir": BlockSpec, "head": Head}
+
+
+def parse_token(token: str) -> LayerSpec:
+    """One layer's token (``stem_...``, ``ir_...``, ``head_...``) back to its spec."""
+    kind = token.split("_", 1)[0]
+    if kind not in _TOKEN_TYPES:
+        raise ValueError(f"unknown layer kind in {token!r} (expected stem_, ir_ or head_)")
+    return _TOKEN_TYPES[kind].from_string(token)

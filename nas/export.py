@@ -5,7 +5,6 @@ Every exported runtime is run on the same input as the PyTorch module and must a
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,18 +12,22 @@ from pathlib import Path
 import torch
 
 from nas.arch import Arch
+from nas.atomic import atomic_path, write_text
+from nas.errors import UserError
 from nas.model import MobileNet, ModelConfig
+from nas.onnx_io import INPUT, to_onnx
 
 TOLERANCE = 1e-4  # max |difference| of logits allowed between PyTorch and an exported runtime
 
 
-class ExportError(RuntimeError):
-    """An export whose outputs disagree with PyTorch, or a run with nothing to export."""
+class ExportError(UserError):
+    """An exported runtime whose outputs disagree with PyTorch."""
 
 
 def _torchscript(model: MobileNet, x: torch.Tensor, out: Path) -> Callable[[torch.Tensor], torch.Tensor]:
     path = out / "model.torchscript.pt"
-    torch.jit.save(torch.jit.trace(model, x), str(path))
+    with atomic_path(path) as tmp:
+        torch.jit.save(torch.jit.trace(model, x), str(tmp))
     loaded = torch.jit.load(str(path))
     return lambda t: loaded(t)
 
@@ -33,12 +36,10 @@ def _onnx(model: MobileNet, x: torch.Tensor, out: Path) -> Callable[[torch.Tenso
     import onnxruntime as ort
 
     path = out / "model.onnx"
-    buffer = io.BytesIO()
-    torch.onnx.export(model, (x,), buffer, input_names=["images"], output_names=["logits"],
-                      dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-    path.write_bytes(buffer.getvalue())
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(to_onnx(model, x, dynamic_batch=True))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda t: torch.from_numpy(session.run(None, {"images": t.numpy()})[0])
+    return lambda t: torch.from_numpy(session.run(None, {INPUT: t.numpy()})[0])
 
 
 EXPORTERS = {"torchscript": _torchscript, "onnx": _onnx}
@@ -46,12 +47,10 @@ FORMATS = ("json", *EXPORTERS)
 
 
 def export_network(arch: Arch, config: ModelConfig, state_dict: dict[str, torch.Tensor],
-                   input_size: int, formats: list[str], out: Path,
+                   input_size: int, formats: tuple[str, ...], out: Path,
                    card: dict[str, object]) -> dict[str, float]:
-    """Write the requested formats to ``out``; returns each runtime's max |logit difference|."""
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise ValueError(f"unknown export format(s) {unknown}; choose from {list(FORMATS)}")
+    """Write the requested formats (of `FORMATS`) to ``out``; returns each runtime's max
+    |logit difference| from PyTorch."""
     out.mkdir(parents=True, exist_ok=True)
     model = MobileNet(arch, config)
     model.load_state_dict(state_dict)
@@ -60,9 +59,10 @@ def export_network(arch: Arch, config: ModelConfig, state_dict: dict[str, torch.
                     generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         reference = model(x)
-    torch.save(state_dict, out / "weights.pt")
-    (out / "arch.json").write_text(arch.to_json())
-    (out / "arch.txt").write_text(arch.to_string() + "\n")
+    with atomic_path(out / "weights.pt") as tmp:
+        torch.save(state_dict, tmp)
+    write_text(out / "arch.json", arch.to_json())
+    write_text(out / "arch.txt", arch.to_string() + "\n")
     differences: dict[str, float] = {}
     for name in formats:
         if name in EXPORTERS:
@@ -71,9 +71,9 @@ def export_network(arch: Arch, config: ModelConfig, state_dict: dict[str, torch.
             if diff > TOLERANCE:
                 raise ExportError(f"{name} export disagrees with PyTorch (max |diff| {diff:.2e})")
             differences[name] = diff
-    card = {**card, "arch": arch.to_string(), "formats": formats,
+    card = {**card, "arch": arch.to_string(), "formats": list(formats),
             "max_abs_diff_vs_pytorch": differences}
-    (out / "model_card.json").write_text(json.dumps(card, indent=2))
-    (out / "MODEL_CARD.md").write_text(
-        "# Model card\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in card.items()) + "\n")
+    write_text(out / "model_card.json", json.dumps(card, indent=2))
+    write_text(out / "MODEL_CARD.md", "# Model card\n\n" + "\n".join(
+        f"- **{k}**: {v}" for k, v in card.items()) + "\n")
     return differences

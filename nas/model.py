@@ -7,13 +7,13 @@ hard-sigmoid gate, and a linear 1x1 projection; it adds its input when shapes ma
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from nas.arch import Arch, BlockSpec, Head, Stem, make_divisible
+from nas.arch import Arch, BlockSpec, Head, LayerSpec, Stem, make_divisible
+from nas.flags import flag, positive_int
 
 ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "hswish": nn.Hardswish}
 
@@ -83,29 +83,36 @@ class ClassifierHead(nn.Module):
 
 
 def build_stem(stem: Stem, in_channels: int) -> nn.Sequential:
-    return conv_bn_act(in_channels, stem.channels, 3, stride=2, activation=stem.activation)
+    return conv_bn_act(in_channels, stem.channels, 3, stride=stem.stride,
+                       activation=stem.activation)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """What the data decides about a network, beside its architecture."""
 
-    in_channels: int = 1  # 1 for grey images (Fashion-MNIST), 3 for RGB
-    num_classes: int = 10
+    in_channels: int = field(default=1, metadata=flag(
+        "input channels: 1 for grey images, 3 for RGB", type=positive_int))
+    num_classes: int = field(default=10, metadata=flag("classes", type=positive_int))
     dropout: float = 0.2  # before the classifier, as in MobileNetV3
+
+
+def build_layer(spec: LayerSpec, in_channels: int, num_classes: int,
+                dropout: float = 0.0) -> nn.Module:
+    """The module of one layer (stem, inverted residual or head) as a network holds it."""
+    if isinstance(spec, Stem):
+        return build_stem(spec, in_channels)
+    if isinstance(spec, BlockSpec):
+        return InvertedResidual(in_channels, spec)
+    return ClassifierHead(in_channels, spec, num_classes, dropout)
 
 
 class MobileNet(nn.Sequential):
     """stem, blocks, head; ``model[i]`` is the i-th layer, as the latency table times them."""
 
     def __init__(self, arch: Arch, config: ModelConfig = ModelConfig()) -> None:
-        layers: list[nn.Module] = [build_stem(arch.stem, config.in_channels)]
-        channels = arch.stem.channels
-        for spec in arch.blocks:
-            layers.append(InvertedResidual(channels, spec))
-            channels = spec.out_channels
-        layers.append(ClassifierHead(channels, arch.head, config.num_classes, config.dropout))
-        super().__init__(*layers)
+        super().__init__(*(build_layer(spec, cin, config.num_classes, config.dropout)
+                           for spec, cin in arch.layer_inputs(config.in_channels)))
         self.arch = arch
         self.config = config
         _init_weights(self)
@@ -144,7 +151,6 @@ def complexity(model: nn.Module, input_size: int) -> Complexity:
     """MACs for one image of ``input_size`` px and the parameter count, from fvcore."""
     from fvcore.nn import FlopCountAnalysis
 
-    logging.getLogger("fvcore.nn.jit_handles").setLevel(logging.ERROR)
     in_channels = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
     was_training = model.training
     model.eval()

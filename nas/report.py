@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
+from nas.atomic import atomic_path, write_text
 from nas.pareto import hypervolume, pareto_front
-from nas.search import (ARCH, LATENCY, LATENCY_ERR, MACS, OVER_BUDGET, PARAMS, REASON, SECONDS,
-                        STATUS, TRAINED)
+from nas.run import RunDir, RunRecord
+from nas.search import ARCH, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON, SECONDS, STATUS, Status
 
 COLUMNS = ["number", "state", "status", "accuracy", "latency_ms", "latency_err_ms", "macs",
            "params", "train_seconds", "arch", "reason"]
@@ -27,7 +26,7 @@ def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
             status = attrs.get(STATUS, "")
             rows.append({
                 "number": t.number, "state": t.state.name, "status": status,
-                "accuracy": t.values[0] if status == TRAINED else None,
+                "accuracy": t.values[0] if status == Status.TRAINED else None,
                 "latency_ms": attrs.get(LATENCY), "latency_err_ms": attrs.get(LATENCY_ERR),
                 "macs": attrs.get(MACS), "params": attrs.get(PARAMS),
                 "train_seconds": attrs.get(SECONDS), "arch": attrs.get(ARCH, ""),
@@ -48,7 +47,7 @@ class FrontInfo:
 
 
 def front_info(frame: pd.DataFrame, budget_ms: float) -> FrontInfo:
-    trained = frame[frame["status"] == TRAINED]
+    trained = frame[frame["status"] == Status.TRAINED]
     feasible = trained[trained["latency_ms"] <= budget_ms].reset_index(drop=True)
     points = list(zip(feasible["accuracy"], feasible["latency_ms"]))
     front = feasible.iloc[pareto_front(points)].reset_index(drop=True)
@@ -57,14 +56,14 @@ def front_info(frame: pd.DataFrame, budget_ms: float) -> FrontInfo:
         best = feasible.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
     return FrontInfo(budget_ms=budget_ms, front=front, best=best, trained=len(trained),
                      within_budget=len(feasible),
-                     over_budget=int((frame["status"] == OVER_BUDGET).sum()),
-                     failed=int((frame["status"] == "failed").sum()),
+                     over_budget=int((frame["status"] == Status.OVER_BUDGET).sum()),
+                     failed=int((frame["status"] == Status.FAILED).sum()),
                      hypervolume=hypervolume(points, 0.0, budget_ms))
 
 
 def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure:
     """Trained candidates with latency error bars, the front, the budget line."""
-    trained = frame[frame["status"] == TRAINED]
+    trained = frame[frame["status"] == Status.TRAINED]
     inside = trained[trained["latency_ms"] <= info.budget_ms]
     outside = trained[trained["latency_ms"] > info.budget_ms]
     fig = go.Figure()
@@ -87,14 +86,14 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
     return fig
 
 
-def summary_markdown(info: FrontInfo, meta: dict[str, object]) -> str:
+def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
     sampled = info.trained + info.over_budget + info.failed
-    lines = [f"# Search {meta['run_name']}", "",
-             f"- target: {meta['target']}",
-             f"- latency table: `{meta['lut']}` (sha256 {meta['lut_hash']})",
-             f"- latency calibration: {meta['calibration']}",
-             f"- data: {meta['data']}",
-             f"- settings: {meta['settings']}",
+    lines = [f"# Search {record.name}", "",
+             f"- target: {record.target.describe()}",
+             f"- latency table: `{record.lut.path}` (sha256 {record.lut.sha256})",
+             f"- latency calibration: {record.lut.calibration}",
+             f"- data: {record.describe_data()}",
+             f"- settings: {record.describe_settings()}",
              f"- budget: {info.budget_ms:g} ms; {sampled} candidates sampled, "
              f"{info.over_budget} excluded by the budget before training "
              f"({100 * info.over_budget / max(1, sampled):.0f}%), {info.trained} trained, "
@@ -119,21 +118,17 @@ def summary_markdown(info: FrontInfo, meta: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(run_dir: Path, frame: pd.DataFrame, budget_ms: float,
-                 meta: dict[str, object], suffix: str = "") -> FrontInfo:
-    """trials.csv, pareto.csv, pareto.html (plotly.js inlined), summary.md, best/arch.json."""
+def write_report(run: RunDir, frame: pd.DataFrame, budget_ms: float, record: RunRecord,
+                 suffix: str = "") -> FrontInfo:
+    """trials.csv, pareto.csv, pareto.html (plotly.js inlined) and summary.md, each written
+    atomically; ``suffix`` names a re-scored report beside the run's own."""
     info = front_info(frame, budget_ms)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(run_dir / f"trials{suffix}.csv", index=False)
-    info.front.to_csv(run_dir / f"pareto{suffix}.csv", index=False)
-    title = f"{meta['run_name']}: accuracy vs latency on {meta['target']}"
-    pareto_figure(frame, info, title).write_html(run_dir / f"pareto{suffix}.html",
-                                                 include_plotlyjs=True)
-    (run_dir / f"summary{suffix}.md").write_text(summary_markdown(info, meta))
-    if info.best is not None and not suffix:
-        (run_dir / "best").mkdir(exist_ok=True)
-        (run_dir / "best" / "arch.json").write_text(json.dumps(
-            {"trial": int(info.best["number"]), "arch": info.best["arch"],
-             "accuracy": float(info.best["accuracy"]),
-             "latency_ms": float(info.best["latency_ms"])}, indent=2))
+    with atomic_path(run.trials_csv(suffix)) as tmp:
+        frame.to_csv(tmp, index=False)
+    with atomic_path(run.pareto_csv(suffix)) as tmp:
+        info.front.to_csv(tmp, index=False)
+    title = f"{record.name}: accuracy vs latency on {record.target.describe()}"
+    with atomic_path(run.pareto_html(suffix)) as tmp:
+        pareto_figure(frame, info, title).write_html(tmp, include_plotlyjs=True)
+    write_text(run.summary(suffix), summary_markdown(info, record))
     return info

@@ -8,20 +8,40 @@ is JSON, so ``nas profile`` runs on a device with only torch installed.
 
 from __future__ import annotations
 
+import importlib.resources
 import itertools
-import random
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Protocol, Sequence
 
 from nas.arch import ACTIVATIONS, Arch, BlockSpec, Head, Stem
+from nas.errors import UserError
 
-DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "mobilenetv3.yaml"
+# The shipped spaces: ``search_spaces/`` in the checkout, linked from ``nas/search_spaces``, which
+# a wheel carries as package data.
+SHIPPED_SPACES = Path(str(importlib.resources.files("nas"))) / "search_spaces"
+DEFAULT_SPACE = SHIPPED_SPACES / "mobilenetv3.yaml"
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError):
     """A space file that cannot be used; the message names the file and the key."""
+
+
+def resolve_space(name_or_path: str | None) -> Path:
+    """A space file: the default when None, a path, or the name of a shipped space."""
+    if name_or_path is None:
+        return DEFAULT_SPACE
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_SPACES / f"{path.stem}.yaml"
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SHIPPED_SPACES.glob("*.yaml")))
+    raise SpaceError(f"space file {name_or_path} does not exist; pass a file or one of the "
+                     f"shipped spaces: {names}")
 
 
 class Suggester(Protocol):
@@ -197,8 +217,6 @@ def _block(r: _Reader) -> BlockSpec:
                          se=bool(r.get("se", False)),
                          activation=r.activation("activation", "relu"))
     except (TypeError, ValueError) as exc:
-        if isinstance(exc, SpaceError):
-            raise
         raise SpaceError(f"{r.path}: key '{r.where.rstrip('.')}': {exc}") from exc
 
 

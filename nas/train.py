@@ -1,8 +1,4 @@
-"""Brief, seeded training of a candidate and its evaluation.
-
-Recipe: SGD with Nesterov momentum, cosine decay with a short linear warm-up,
-label smoothing 0.1 (as in MobileNetV3's training), random crop + flip on whole uint8 batches.
-"""
+"""Seeded training of a candidate and its top-1 accuracy; the recipe is `TrainConfig`'s."""
 
 from __future__ import annotations
 
@@ -13,25 +9,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nas.config import TrainConfig
 from nas.data import Dataset, Split, normalize, random_crop_flip
 
 
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite; the message says when."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 2  # brief: the proxy ranks architectures, it does not finish them
-    batch_size: int = 128  # small batches give more steps per second of CPU on tiny images
-    lr: float = 0.1  # peak learning rate for SGD at this batch size
-    momentum: float = 0.9
-    weight_decay: float = 4e-5  # MobileNetV3's value; short runs barely feel it
-    label_smoothing: float = 0.1  # MobileNetV3 trains with it
-    warmup_fraction: float = 0.05  # linear warm-up share of the steps, then cosine to zero
-    crop_padding: int = 0  # random-crop padding in px; crops cost 5 points in a 2-epoch run
-    flip: bool = True  # random horizontal flips
-    eval_batch_size: int = 1000
 
 
 @dataclass(frozen=True)
@@ -50,10 +33,17 @@ def lr_at(step: int, total: int, peak: float, warmup_fraction: float) -> float:
     return 0.5 * peak * (1 + math.cos(math.pi * progress))
 
 
-def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int) -> float:
+def seeded(seed: int) -> torch.Generator:
+    """The one place a candidate's randomness is fixed: seeds torch's global generator (weight
+    initialisation, dropout) and returns a generator for data order and augmentation. Call it
+    before building the model."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def train(model: nn.Module, data: Dataset, config: TrainConfig,
+          generator: torch.Generator) -> float:
     """Train in place; returns the mean loss of the last epoch. Raises `Diverged` on NaN."""
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # dropout draws from the global generator
     images, labels = data.train.images, data.train.labels
     steps_per_epoch = max(1, len(labels) // config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -91,7 +81,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig, seed: int) -> fl
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, data: Dataset, batch_size: int = 1000) -> float:
+def top1_accuracy(model: nn.Module, split: Split, data: Dataset, batch_size: int = 1000) -> float:
     """Top-1 accuracy in [0, 1], in eval mode."""
     model.eval()
     correct = 0
@@ -102,11 +92,11 @@ def evaluate(model: nn.Module, split: Split, data: Dataset, batch_size: int = 10
     return correct / len(split)
 
 
-def train_and_evaluate(model: nn.Module, data: Dataset, config: TrainConfig,
-                       seed: int) -> TrainResult:
-    """Train briefly and return the validation accuracy (the search's objective)."""
+def train_and_validate(model: nn.Module, data: Dataset, config: TrainConfig,
+                       generator: torch.Generator) -> TrainResult:
+    """Train and return the validation accuracy (the search's objective)."""
     start = time.perf_counter()
-    final_loss = train(model, data, config, seed)
-    accuracy = evaluate(model, data.val, data, config.eval_batch_size)
+    final_loss = train(model, data, config, generator)
+    accuracy = top1_accuracy(model, data.val, data, config.eval_batch_size)
     return TrainResult(val_accuracy=accuracy, train_seconds=time.perf_counter() - start,
                        final_loss=final_loss)

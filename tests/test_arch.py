@@ -1,13 +1,8 @@
 import pytest
 
 from nas.arch import Arch, BlockSpec, Head, Stem, make_divisible
+from nas.references import MOBILENETV3_LARGE, MOBILENETV3_SMALL
 from nas.space import load_space, random_archs
-
-MOBILENETV3_SMALL = (  # Howard et al. 2019, Table 2, expanded widths as ratios of the input
-    "stem_c16_hs-ir_k3_e1_c16_s2_re_se-ir_k3_e4.5_c24_s2_re-ir_k3_e3.67_c24_s1_re"
-    "-ir_k5_e4_c40_s2_hs_se-ir_k5_e6_c40_s1_hs_se-ir_k5_e6_c40_s1_hs_se"
-    "-ir_k5_e3_c48_s1_hs_se-ir_k5_e3_c48_s1_hs_se-ir_k5_e6_c96_s2_hs_se"
-    "-ir_k5_e6_c96_s1_hs_se-ir_k5_e6_c96_s1_hs_se-head_c576_f1024_hs")
 
 
 def test_string_and_json_round_trip_exactly_for_sampled_and_covering_archs():
@@ -17,14 +12,19 @@ def test_string_and_json_round_trip_exactly_for_sampled_and_covering_archs():
         assert Arch.from_json(arch.to_json()) == arch
 
 
-def test_mobilenetv3_small_is_expressible_with_the_papers_expanded_widths():
-    arch = Arch.from_string(MOBILENETV3_SMALL)
-    assert arch.to_string() == MOBILENETV3_SMALL
-    widths, cin = [], arch.stem.channels
-    for block in arch.blocks:
-        widths.append(block.expanded_channels(cin))
-        cin = block.out_channels
-    assert widths == [16, 72, 88, 96, 240, 240, 120, 144, 288, 576, 576]
+def _expanded_widths(arch: Arch) -> list[int]:
+    return [spec.expanded_channels(cin) for spec, cin in arch.layer_inputs(3)
+            if isinstance(spec, BlockSpec)]
+
+
+def test_references_have_the_papers_expanded_widths():
+    # Howard et al. 2019, Table 2 (Small) and Table 1 (Large), column "exp size"
+    assert _expanded_widths(MOBILENETV3_SMALL) == [16, 72, 88, 96, 240, 240, 120, 144, 288,
+                                                   576, 576]
+    assert _expanded_widths(MOBILENETV3_LARGE) == [16, 64, 72, 72, 120, 120, 240, 200, 184, 184,
+                                                   480, 672, 672, 960, 960]
+    for arch in (MOBILENETV3_SMALL, MOBILENETV3_LARGE):
+        assert Arch.from_string(arch.to_string()) == arch
 
 
 @pytest.mark.parametrize("text", ["", "stem_c16_hs", "stem_c16_hs-ir_k3_e4_c24_s2_xx-head_c1_f1_hs",

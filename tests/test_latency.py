@@ -11,11 +11,12 @@ import torch
 from nas.arch import Arch
 from nas.latency.calibrate import Calibration, fit_calibration
 from nas.latency.layers import Layer, arch_layers
-from nas.latency.measure import RUNNERS, summarize, time_round_robin
+from nas.latency.measure import build_runner, summarize, time_round_robin
 from nas.latency.predict import LatencyModel
 from nas.latency.table import SCHEMA_VERSION, LatencyTable, TableError
 from nas.latency.target import Target
 from nas.latency.validate import agreement
+from nas.model import MobileNet, ModelConfig
 from nas.space import load_space
 
 SMALL = Arch.from_string("stem_c8_hs-ir_k3_e3_c16_s2_re-ir_k5_e4_c16_s1_hs_se-head_c32_f32_hs")
@@ -25,7 +26,8 @@ def test_fingerprint_is_stable_and_covers_every_field():
     t = Target.here()
     assert t.fingerprint() == Target.here().fingerprint() and len(t.fingerprint()) == 12
     for change in ({"threads": 2}, {"batch": 4}, {"input_size": 160}, {"device": "other"},
-                   {"software": "torch 0"}, {"backend": "onnxruntime"}):
+                   {"software": "torch 0"}, {"backend": "onnxruntime"},
+                   {"allocator": "system"}):
         assert replace(t, **change).fingerprint() != t.fingerprint()
     assert "torch" in t.software and t.device
 
@@ -59,7 +61,7 @@ def test_layer_modules_are_the_networks_modules():
 def test_summary_statistics():
     t = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
     assert (t.median_ms, t.spread_ms, t.count) == (3.0, 2.0, 5)
-    runners = [RUNNERS["torch"](torch.nn.Conv2d(3, c, 3), (1, 3, 16, 16), 1) for c in (4, 64)]
+    runners = [build_runner(Target.here(), torch.nn.Conv2d(3, c, 3), 3, 16) for c in (4, 64)]
     rounds = []
     small, big = time_round_robin(runners, threads=1, warmup=1, rounds=4, runs=2,
                                   on_round=rounds.append)
@@ -70,16 +72,18 @@ def test_summary_statistics():
 
 
 # Counts minor page faults of five forward passes of a 224 px network, after warm-up, in a fresh
-# process: either after round-robin timing of it or with the allocator as Python left it. The
-# fewest of three such counts is printed: the kernel moves a page now and then on its own.
+# process, timed for a target with the given allocator setting ("steady" or "system", the C
+# library's defaults). The fewest of three such counts is printed: the kernel moves a page now
+# and then on its own.
 _PAGE_FAULTS = """
 import resource, sys, torch
-from nas.latency.measure import RUNNERS, time_round_robin
+from nas.latency.measure import build_runner, time_round_robin
+from nas.latency.target import Target
 from nas.model import MobileNet, ModelConfig
 from nas.space import load_space
-run = RUNNERS["torch"](MobileNet(load_space().covering_archs()[0], ModelConfig()), (1, 1, 224, 224), 1)
-if sys.argv[1] == "timed":
-    time_round_robin([run], threads=1, warmup=1, rounds=2, runs=1)
+target = Target.here(allocator=sys.argv[1])
+run = build_runner(target, MobileNet(load_space().covering_archs()[0], ModelConfig()), 1, 224)
+time_round_robin([run], threads=1, warmup=1, rounds=2, runs=1)
 torch.set_num_threads(1)
 for _ in range(3):
     run()
@@ -101,8 +105,8 @@ def test_timed_forward_passes_do_not_page_fault():
         return int(out.stdout)
 
     # glibc's default hands freed activations back to the kernel: hundreds of faults a pass.
-    assert faults("default") > 500
-    assert faults("timed") < 10
+    assert faults("system") > 500
+    assert faults("steady") < 10
 
 
 def test_calibration_recovers_known_coefficients():
@@ -135,7 +139,7 @@ def test_prediction_is_the_calibrated_sum_of_layers():
     # stem 1 + block at 16px 2 x 2 + block at 8px 3 + head 4 + intercept 1
     p = model.predict(SMALL)
     assert p.latency_ms == pytest.approx(13.0) and p.error_ms == pytest.approx(1.3)
-    with pytest.raises(KeyError, match="not in the latency table"):
+    with pytest.raises(TableError, match="not in the latency table"):
         LatencyModel(_table({}), 1, 10).predict(SMALL)
 
 
@@ -171,11 +175,33 @@ def test_table_round_trips_and_bad_tables_are_refused(tmp_path):
         LatencyTable.load(tmp_path / "absent.json")
 
 
-def test_measuring_fills_only_missing_layers():
+def test_measuring_fills_only_missing_layers_and_saves_each_group(tmp_path):
+    from nas.config import ProfileConfig
+    from nas.latency.profile import measure_layers
+
     layers = arch_layers(SMALL, 32, 1, 10)
     table = _table({layers[0].key: 123.0})
-    done: list[int] = []
-    table.measure(layers, warmup=1, rounds=3, runs=1, on_round=done.append)
-    assert done == [0, 1, 2] and set(table.entries) == {l.key for l in layers}
+    path = tmp_path / "t.json"
+    config = ProfileConfig(warmup=1, rounds=3, runs=1, layers_per_save=2)
+    assert measure_layers(table, layers, path, config) == 3
+    assert set(table.entries) == {l.key for l in layers}
     assert table.entries[layers[0].key].median_ms == 123.0
     assert all(table.entries[l.key].count == 3 for l in layers[1:])
+    assert set(LatencyTable.load(path).entries) == set(table.entries)
+
+
+def test_latency_layers_are_the_networks_own_modules():
+    """Each table layer, given the network's weights, computes what the network's layer does."""
+    model = MobileNet(SMALL, ModelConfig(1, 10)).eval()
+    layers = arch_layers(SMALL, 32, 1, 10)
+    assert len(layers) == len(model)
+    x = torch.randn(2, 1, 32, 32)
+    for layer, module in zip(layers, model):
+        built = layer.build()
+        assert type(built) is type(module) and not built.training
+        built.load_state_dict(module.state_dict())  # strict: the same parameters and buffers
+        assert x.shape[1:] == (layer.in_channels, layer.in_size, layer.in_size)
+        with torch.no_grad():
+            y = module(x)
+            assert torch.equal(built(x), y)
+        x = y

@@ -6,7 +6,7 @@ import nas.model as model_module
 from nas.arch import Arch, BlockSpec
 from nas.model import InvertedResidual, MobileNet, ModelConfig, complexity
 from nas.space import load_space
-from test_arch import MOBILENETV3_SMALL
+from nas.references import MOBILENETV3_LARGE, MOBILENETV3_SMALL
 
 
 @pytest.mark.parametrize("choice", load_space().choices(), ids=str)
@@ -21,9 +21,9 @@ def test_every_block_choice_builds_and_runs_forward_and_backward(choice):
         assert block.residual == (stride == 1 and cin == cout)
 
 
-@pytest.mark.parametrize("text", [MOBILENETV3_SMALL, load_space().covering_archs()[-1].to_string()])
-def test_reference_and_largest_networks_run_without_nan(text):
-    model = MobileNet(Arch.from_string(text), ModelConfig(in_channels=3, num_classes=7)).eval()
+@pytest.mark.parametrize("arch", [MOBILENETV3_SMALL, load_space().covering_archs()[-1]])
+def test_reference_and_largest_networks_run_without_nan(arch):
+    model = MobileNet(arch, ModelConfig(in_channels=3, num_classes=7)).eval()
     out = model(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, 7) and torch.isfinite(out).all()
 
@@ -63,3 +63,11 @@ def test_residual_blocks_start_as_identity():
     block = model[1]
     x = torch.randn(1, 8, 5, 5)
     assert torch.equal(block.eval()(x), x)
+
+
+@pytest.mark.parametrize("arch, params", [(MOBILENETV3_LARGE, 5_483_032),
+                                          (MOBILENETV3_SMALL, 2_542_856)])
+def test_references_have_the_reference_implementations_parameter_counts(arch, params):
+    """torchvision's mobilenet_v3_large/small (1000 classes, RGB) have exactly these counts."""
+    model = MobileNet(arch, ModelConfig(in_channels=3, num_classes=1000))
+    assert sum(p.numel() for p in model.parameters()) == params

@@ -3,8 +3,10 @@ import pytest
 
 from nas.arch import Arch
 from nas.latency.predict import Prediction
-from nas.search import (FAILED, OVER_BUDGET, STATUS, TRAINED, Evaluation, SearchConfig,
-                        SearchStalled, best_under_budget, open_study, search, trained_count)
+from nas.config import SAMPLERS, SearchConfig
+from nas.evaluator import Evaluation
+from nas.search import (STATUS, SearchStalled, Status, best_under_budget, make_sampler,
+                        open_study, search, trained_count)
 from nas.space import load_space
 from nas.train import Diverged
 
@@ -31,7 +33,7 @@ class FakeEvaluator:
 
 
 def _study(tmp_path, name="s", sampler="tpe"):
-    return open_study(f"sqlite:///{tmp_path / 'study.db'}", name, sampler, 0)
+    return open_study(f"sqlite:///{tmp_path / 'study.db'}", name, make_sampler(sampler, 0))
 
 
 def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
@@ -39,16 +41,16 @@ def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
     config = SearchConfig(budget_ms=14, trials=6, seed=1)
     search(study, load_space(), BlockCountLatency(), evaluator, config)
     statuses = [t.user_attrs[STATUS] for t in study.trials]
-    assert statuses.count(TRAINED) == 6 == len(evaluator.seen)
+    assert statuses.count(Status.TRAINED) == 6 == len(evaluator.seen)
     assert all(len(arch.blocks) <= 14 for arch, _ in evaluator.seen)
-    over = [t for t in study.trials if t.user_attrs[STATUS] == OVER_BUDGET]
+    over = [t for t in study.trials if t.user_attrs[STATUS] == Status.OVER_BUDGET]
     assert over, "a 14-block budget must exclude some of 11..21-block networks"
     assert all(t.constraints["latency_budget"] > 0 for t in over)
     assert all(t.constraints["latency_budget"] <= 0 for t in study.trials
-               if t.user_attrs[STATUS] == TRAINED)
+               if t.user_attrs[STATUS] == Status.TRAINED)
     best = best_under_budget(study.trials, 14)
     assert best.values[0] == max(t.values[0] for t in study.trials
-                                 if t.user_attrs[STATUS] == TRAINED)
+                                 if t.user_attrs[STATUS] == Status.TRAINED)
 
 
 def test_rerun_resumes_and_trials_count_trained_candidates(tmp_path):
@@ -65,17 +67,17 @@ def test_diverging_candidate_is_failed_with_reason_and_search_goes_on(tmp_path):
     study = _study(tmp_path)
     search(study, load_space(), BlockCountLatency(), FakeEvaluator(diverge_on=2),
            SearchConfig(budget_ms=100, trials=4))
-    failed = [t for t in study.trials if t.user_attrs[STATUS] == FAILED]
+    failed = [t for t in study.trials if t.user_attrs[STATUS] == Status.FAILED]
     assert len(failed) == 1 and "nan" in failed[0].user_attrs["reason"]
     assert failed[0].state == optuna.trial.TrialState.FAIL
-    assert sum(t.user_attrs[STATUS] == TRAINED for t in study.trials) == 3
+    assert sum(t.user_attrs[STATUS] == Status.TRAINED for t in study.trials) == 3
 
 
 def test_same_seed_same_trials(tmp_path):
     runs = []
     for name in ("a", "b"):
         evaluator = FakeEvaluator()
-        search(open_study(f"sqlite:///{tmp_path / name}.db", name, "tpe", 3), load_space(),
+        search(open_study(f"sqlite:///{tmp_path / name}.db", name, make_sampler("tpe", 3)), load_space(),
                BlockCountLatency(), evaluator, SearchConfig(budget_ms=16, trials=4, seed=3))
         runs.append([(a.to_string(), s) for a, s in evaluator.seen])
     assert runs[0] == runs[1]
@@ -93,3 +95,8 @@ def test_impossible_budget_stops_with_a_message(tmp_path):
     with pytest.raises(SearchStalled, match="raise --latency-budget"):
         search(_study(tmp_path, sampler="random"), load_space(), BlockCountLatency(),
                FakeEvaluator(), SearchConfig(budget_ms=1, trials=1, max_rejections=20))
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_every_sampler_name_builds_a_seeded_sampler(name):
+    assert isinstance(make_sampler(name, 0), optuna.samplers.BaseSampler)

@@ -1,12 +1,15 @@
 import dataclasses
 
 import pytest
+import torch
 
 from conftest import write_fashion_like
 from nas.arch import Arch
+from nas.config import TrainConfig
 from nas.data import load_dataset
-from nas.model import MobileNet, ModelConfig
-from nas.train import Diverged, TrainConfig, lr_at, train_and_evaluate
+from nas.evaluator import TrainEvaluator
+from nas.model import MobileNet, ModelConfig, complexity
+from nas.train import Diverged, lr_at, seeded, top1_accuracy, train_and_validate
 
 TINY = Arch.from_string("stem_c8_hs-ir_k3_e3_c16_s2_re-ir_k3_e3_c16_s1_hs_se-head_c32_f32_hs")
 
@@ -18,19 +21,29 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert lrs[-1] < 1e-3
 
 
-def test_training_learns_and_is_deterministic(tmp_path):
+def test_evaluator_trains_from_the_seed_and_keeps_the_model_it_scored(tmp_path):
     directory = write_fashion_like(tmp_path / "data", n_train=2000)
     data = load_dataset("fashion-mnist", directory, val_samples=200, seed=0)
     # no flips: the label is where the square is
     config = TrainConfig(epochs=6, batch_size=32, lr=0.3, flip=False)
-    runs = [train_and_evaluate(MobileNet(TINY, ModelConfig(1, 10)), data, config, seed=5)
-            for _ in range(2)]
-    assert runs[0].val_accuracy == runs[1].val_accuracy
-    assert runs[0].val_accuracy > 0.8  # chance is 0.1
+    evaluator = TrainEvaluator(data, ModelConfig(1, 10), config)
+    first = evaluator(TINY, seed=5)
+    weights = {k: v.clone() for k, v in evaluator.last.state_dict().items()}
+    assert first.accuracy > 0.8  # chance is 0.1
+    assert top1_accuracy(evaluator.last, data.val, data) == first.accuracy
+    size = complexity(MobileNet(TINY, ModelConfig(1, 10)), data.image_size)
+    assert (first.macs, first.params) == (size.macs, size.params) and first.train_seconds > 0
+    again = evaluator(TINY, seed=5)  # the same seed: the same weights, the same score
+    assert again.accuracy == first.accuracy
+    assert all(torch.equal(weights[k], v) for k, v in evaluator.last.state_dict().items())
+    evaluator(TINY, seed=6)
+    assert any(not torch.equal(weights[k], v) for k, v in evaluator.last.state_dict().items())
 
 
 def test_nan_loss_raises_diverged(idx_dir):
     data = load_dataset("fashion-mnist", idx_dir, val_samples=50, seed=0)
     poisoned = dataclasses.replace(data, std=0.0)  # normalisation divides by zero
     with pytest.raises(Diverged, match="epoch 1, step 1"):
-        train_and_evaluate(MobileNet(TINY, ModelConfig(1, 10)), poisoned, TrainConfig(), seed=0)
+        generator = seeded(0)
+        train_and_validate(MobileNet(TINY, ModelConfig(1, 10)), poisoned, TrainConfig(),
+                           generator)

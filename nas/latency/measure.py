@@ -13,34 +13,39 @@ Two things make timings on a shared CPU repeatable (figures from the development
   every item for a few runs, and the median across rounds is kept, so a burst of load from
   another tenant touches every item alike instead of a few items entirely.
 
-Backends are a dict of runner factories: each turns (module, input shape, threads) into a
-no-argument callable that runs one inference. ``torch`` is PyTorch eager in eval mode under
-``inference_mode``; ``onnxruntime`` exports the module to ONNX in memory and runs it on ORT's CPU
-provider with the same thread count.
+`build_runner` is the one place a module becomes a timed callable on a target: it applies the
+target's allocator setting to the process (once), then ``torch`` runs PyTorch eager in eval mode
+under ``inference_mode`` and ``onnxruntime`` exports the module to ONNX in memory and runs it on
+ORT's CPU provider with the target's thread count.
 """
 
 from __future__ import annotations
 
 import ctypes
-import io
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from nas.errors import UserError
+from nas.onnx_io import INPUT, to_onnx
+
+if TYPE_CHECKING:
+    from nas.latency.target import Target
+
 Runner = Callable[[], object]
-RunnerFactory = Callable[[nn.Module, tuple[int, ...], int], Runner]
 
 
 @dataclass(frozen=True)
 class Timing:
     median_ms: float
     spread_ms: float  # interquartile range of the repeats
-    count: int  # how many timed repeats
+    count: int  # how many rounds the median is taken across
 
     def to_dict(self) -> dict[str, float | int]:
         return {"median_ms": self.median_ms, "spread_ms": self.spread_ms, "count": self.count}
@@ -84,10 +89,27 @@ def steady_state_allocator() -> bool:
         mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES))
 
 
-def _torch_runner(module: nn.Module, shape: tuple[int, ...], threads: int) -> Runner:
+ALLOCATORS = ("steady", "system")  # glibc tuned for reuse (`steady_state_allocator`), or as is
+_allocator_in_use: str | None = None
+
+
+def use_allocator(setting: str) -> None:
+    """Apply the target's allocator setting to this process; once, since it cannot be undone."""
+    global _allocator_in_use
+    if setting == _allocator_in_use:
+        return
+    if _allocator_in_use is not None:
+        raise UserError(f"this process already times with the {_allocator_in_use!r} allocator; "
+                        f"time the {setting!r} target in a process of its own")
+    if setting == "steady" and not steady_state_allocator():
+        raise UserError("this C library has no mallopt, so the steady allocator cannot be set; "
+                        "use --allocator system")
+    _allocator_in_use = setting
+
+
+def _torch_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Runner:
     """Eager eval-mode forward; time it inside ``torch_threads(threads)``."""
     module = module.eval()
-    x = torch.randn(shape)
 
     def run() -> object:
         with torch.inference_mode():
@@ -96,23 +118,29 @@ def _torch_runner(module: nn.Module, shape: tuple[int, ...], threads: int) -> Ru
     return run
 
 
-def _onnxruntime_runner(module: nn.Module, shape: tuple[int, ...], threads: int) -> Runner:
-    import numpy as np
+def _onnxruntime_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Runner:
     import onnxruntime as ort
 
-    buffer = io.BytesIO()
-    torch.onnx.export(module.eval(), (torch.randn(shape),), buffer, input_names=["x"],
-                      dynamo=False)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
-    return lambda: session.run(None, {"x": x})
+    session = ort.InferenceSession(to_onnx(module, x), options,
+                                   providers=["CPUExecutionProvider"])
+    feed = {INPUT: x.numpy()}
+    return lambda: session.run(None, feed)
 
 
-RUNNERS: dict[str, RunnerFactory] = {"torch": _torch_runner, "onnxruntime": _onnxruntime_runner}
+_RUNNERS = {"torch": _torch_runner, "onnxruntime": _onnxruntime_runner}
+BACKENDS = tuple(_RUNNERS)
+
+
+def build_runner(target: Target, module: nn.Module, in_channels: int, size: int) -> Runner:
+    """A callable that runs one inference of ``module`` on a batch of the target's size."""
+    use_allocator(target.allocator)
+    x = torch.randn(target.batch, in_channels, size, size,
+                    generator=torch.Generator().manual_seed(0))
+    return _RUNNERS[target.backend](module, x, target.threads)
 
 
 def time_round_robin(runners: Sequence[Runner], *, threads: int, warmup: int = 5,
@@ -125,7 +153,6 @@ def time_round_robin(runners: Sequence[Runner], *, threads: int, warmup: int = 5
     if rounds < 2 or runs < 1:
         raise ValueError("round-robin timing needs at least 2 rounds of at least 1 run")
     per_round: list[list[float]] = [[] for _ in runners]
-    steady_state_allocator()
     with torch_threads(threads):
         for run in runners:
             for _ in range(warmup):

@@ -10,7 +10,7 @@ from nas.arch import Arch
 from nas.latency.calibrate import Calibration
 from nas.latency.layers import Layer, arch_layers
 from nas.latency.measure import Timing
-from nas.latency.table import LatencyTable
+from nas.latency.table import LatencyTable, TableError
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ class LatencyModel:
         try:
             return self.table.entries[layer.key]
         except KeyError:
-            raise KeyError(f"layer {layer.key} is not in the latency table; profile the space "
-                           "with 'python -m nas profile'") from None
+            raise TableError(f"layer {layer.key} is not in the latency table of "
+                             f"{self.table.space!r}; profile the space again with "
+                             "'python -m nas profile'") from None
 
 
 def _sum_by_group(timed: list[tuple[Layer, Timing]]) -> dict[str, float]:

@@ -8,34 +8,19 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from nas.arch import Arch
+from nas.config import ProfileConfig
 from nas.latency.calibrate import fit_calibration
 from nas.latency.layers import Layer
-from nas.latency.measure import RUNNERS, Timing, time_round_robin
+from nas.latency.measure import Timing, build_runner, time_round_robin
 from nas.latency.predict import LatencyModel
 from nas.latency.table import LatencyTable, TableError
 from nas.latency.target import Target
 from nas.latency.validate import agreement
 from nas.model import MobileNet, ModelConfig
 from nas.space import SearchSpace, random_archs
-
-
-@dataclass(frozen=True)
-class ProfileConfig:
-    """Round-robin timing (see `nas.latency.measure`): every item is timed once per round."""
-
-    warmup: int = 5  # untimed runs first: caches, allocator, oneDNN primitive creation
-    rounds: int = 15  # rounds over all layers; the median across rounds is kept
-    runs: int = 3  # timed runs of a layer per round (their median is the round's value)
-    batch: int = 128  # layers timed together, then saved: an interrupted build resumes here
-    network_rounds: int = 7  # rounds over whole networks
-    network_runs: int = 5
-    calibration_networks: int = 20  # random whole networks timed to fit the calibration
-    validation_networks: int = 10  # more, timed alongside, to score it on networks it never saw
-    seed: int = 0  # which random networks
 
 
 def open_table(path: Path, space: SearchSpace, target: Target) -> LatencyTable:
@@ -70,14 +55,20 @@ class _Progress:
 
 def measure_layers(table: LatencyTable, layers: Sequence[Layer], path: Path,
                    config: ProfileConfig, *, label: str = "layers") -> int:
-    """Time the layers the table lacks in batches, saving after each so a build resumes."""
+    """Time the layers the table lacks on this machine (its target), round-robin, in groups of
+    ``config.layers_per_save``, saving after each group so an interrupted build resumes."""
     missing = table.missing(layers)
-    batches = [missing[i:i + config.batch] for i in range(0, len(missing), config.batch)]
+    size = config.layers_per_save
+    groups = [missing[i:i + size] for i in range(0, len(missing), size)]
     progress = _Progress(f"{label} ({len(missing)}, {config.rounds} rounds each)",
-                         len(batches) * config.rounds)
-    for batch in batches:
-        table.measure(batch, warmup=config.warmup, rounds=config.rounds, runs=config.runs,
-                      on_round=progress.step)
+                         len(groups) * config.rounds)
+    for group in groups:
+        runners = [build_runner(table.target, layer.build(), layer.in_channels, layer.in_size)
+                   for layer in group]
+        timings = time_round_robin(runners, threads=table.target.threads, warmup=config.warmup,
+                                   rounds=config.rounds, runs=config.runs,
+                                   on_round=progress.step)
+        table.entries.update({layer.key: t for layer, t in zip(group, timings, strict=True)})
         table.save(path)
     return len(missing)
 
@@ -85,9 +76,8 @@ def measure_layers(table: LatencyTable, layers: Sequence[Layer], path: Path,
 def time_networks(archs: Sequence[Arch], target: Target, model_config: ModelConfig,
                   config: ProfileConfig) -> list[Timing]:
     """End-to-end latency of whole networks on this machine, timed round-robin."""
-    shape = (target.batch, model_config.in_channels, target.input_size, target.input_size)
-    runners = [RUNNERS[target.backend](MobileNet(a, model_config), shape, target.threads)
-               for a in archs]
+    runners = [build_runner(target, MobileNet(a, model_config), model_config.in_channels,
+                            target.input_size) for a in archs]
     progress = _Progress(f"networks ({len(archs)})", config.network_rounds)
     return time_round_robin(runners, threads=target.threads, warmup=config.warmup,
                             rounds=config.network_rounds, runs=config.network_runs,

@@ -1,8 +1,8 @@
 """The latency lookup table: one JSON file per (target, space), measured on demand, resumable.
 
-File layout (schema 3)::
+File layout (schema 4)::
 
-    {"schema": 3, "space": "mobilenetv3-large",
+    {"schema": 4, "space": "mobilenetv3-large",
      "target": {...Target fields...}, "fingerprint": "3f9a0c1b2d4e",
      "entries": {"ir_k3_e4_c24_s2_re@112x112x16": {"median_ms": .., "spread_ms": .., "count": ..}},
      "calibration": {"intercept_ms": .., "scales": {"ir@56": ..}, "rel_rmse": .., "fitted_on": ..},
@@ -17,27 +17,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nas.atomic import write_text
+from nas.errors import UserError
 from nas.latency.calibrate import Calibration
 from nas.latency.layers import Layer
-from nas.latency.measure import RUNNERS, Timing, time_round_robin
+from nas.latency.measure import Timing
 from nas.latency.target import Target
 from nas.latency.validate import Agreement
 
-SCHEMA_VERSION = 3  # 2: round-robin timings (count = rounds); 3: steady-state allocator
+# 2: round-robin timings (count = rounds); 3: steady-state allocator; 4: the allocator is a
+# field of the target (and of its fingerprint)
+SCHEMA_VERSION = 4
 
 
-class TableError(ValueError):
+class TableError(UserError):
     """A table file that cannot be used; the message names the file and what to do."""
 
 
 @dataclass
 class LatencyTable:
-    """Timings of layers on one target. Mutable: measuring adds entries; `save` writes them."""
+    """Timings of layers on one target, and the file that holds them. Mutable: profiling
+    (`nas.latency.profile`) adds entries; `save` writes them."""
 
     target: Target
     space: str
@@ -53,18 +57,6 @@ class LatencyTable:
                 seen[layer.key] = layer
         return list(seen.values())
 
-    def measure(self, layers: Iterable[Layer], *, warmup: int = 5, rounds: int = 15,
-                runs: int = 3, on_round: Callable[[int], None] | None = None) -> None:
-        """Time every layer not yet in the table, round-robin, on this machine (the target)."""
-        missing = self.missing(layers)
-        target = self.target
-        runners = [RUNNERS[target.backend](
-            layer.build(), (target.batch, layer.in_channels, layer.in_size, layer.in_size),
-            target.threads) for layer in missing]
-        timings = time_round_robin(runners, threads=target.threads, warmup=warmup,
-                                   rounds=rounds, runs=runs, on_round=on_round)
-        self.entries.update({layer.key: t for layer, t in zip(missing, timings, strict=True)})
-
     def to_dict(self) -> dict[str, object]:
         return {"schema": SCHEMA_VERSION, "space": self.space, "target": asdict(self.target),
                 "fingerprint": self.target.fingerprint(),
@@ -74,13 +66,7 @@ class LatencyTable:
 
     def save(self, path: Path) -> None:
         """Write atomically, so an interrupted build never leaves a truncated file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A plain open() gives the file the user's usual permissions (mkstemp's are private, and
-        # a table is meant to be copied and shared); the pid keeps two processes apart.
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
-        os.replace(tmp, path)
+        write_text(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: Path, *, space: str | None = None) -> LatencyTable:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-BACKENDS = ("torch", "onnxruntime")
+from nas.flags import flag, positive_int
+from nas.latency.measure import ALLOCATORS, BACKENDS
 
 
 def cpu_model() -> str:
@@ -34,13 +35,23 @@ def backend_version(backend: str) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """Device, backend, threads, batch, input size and dtype: one row of the paper's setup."""
+    """Every setting that changes a timing: device, backend and its version, threads, batch,
+    input size, dtype and the allocator. Its fingerprint names the table measured under it."""
 
-    backend: str = "torch"  # "torch": PyTorch eager in eval mode; "onnxruntime": ORT CPU
-    threads: int = 1  # intra-op threads; 1 is the mobile-CPU convention
+    backend: str = field(default="torch", metadata=flag(
+        "latency target runtime: PyTorch eager in eval mode, or ONNX Runtime's CPU provider",
+        choices=BACKENDS))
+    threads: int = field(default=1, metadata=flag(
+        "latency target's intra-op threads", type=positive_int))
     batch: int = 1  # single-image latency, as deployed on a device
-    input_size: int = 224  # deployment resolution (the space's default)
+    input_size: int = field(default=224, metadata=flag(
+        "latency target resolution (default: the space's)", name="--latency-input-size", aliases=("--input-size",),
+        type=positive_int))
     dtype: str = "float32"
+    allocator: str = field(default="steady", metadata=flag(
+        "memory allocator while timing: 'steady' keeps freed memory for reuse (glibc mallopt, "
+        "as a serving process reaches), 'system' leaves the C library's defaults",
+        choices=ALLOCATORS))
     device: str = field(default_factory=cpu_model)
     software: str = ""  # backend version; filled in by `Target.here`
 
@@ -51,13 +62,22 @@ class Target:
             raise ValueError("threads and batch must be >= 1 and the input size >= 8")
         if self.dtype != "float32":
             raise ValueError(f"only float32 is supported, got {self.dtype!r}")
+        if self.allocator not in ALLOCATORS:
+            raise ValueError(f"unknown allocator {self.allocator!r}; choose one of "
+                             f"{list(ALLOCATORS)}")
 
     @classmethod
     def here(cls, backend: str = "torch", threads: int = 1, batch: int = 1,
-             input_size: int = 224) -> Target:
+             input_size: int = 224, allocator: str = "steady") -> Target:
         """The target of this machine with the installed backend."""
         return cls(backend=backend, threads=threads, batch=batch, input_size=input_size,
-                   software=backend_version(backend))
+                   allocator=allocator, software=backend_version(backend))
+
+    def on_this_machine(self) -> bool:
+        """Whether this machine, with its installed backend, is the target."""
+        here = Target.here(self.backend, self.threads, self.batch, self.input_size,
+                           self.allocator)
+        return here.fingerprint() == self.fingerprint()
 
     def fingerprint(self) -> str:
         """12 hex digits of the SHA-256 of every field: equal targets, equal fingerprints."""
@@ -66,4 +86,5 @@ class Target:
 
     def describe(self) -> str:
         return (f"{self.device}, {self.software or self.backend}, {self.threads} thread(s), "
-                f"batch {self.batch}, {self.input_size}x{self.input_size}, {self.dtype}")
+                f"batch {self.batch}, {self.input_size}x{self.input_size}, {self.dtype}, "
+                f"{self.allocator} allocator")

@@ -1,16 +1,22 @@
-"""The search's evaluator: build, count, train briefly, score on the validation split."""
+"""The search's evaluator: seed, build, count, train briefly, score on the validation split."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
+from dataclasses import dataclass
 
 from nas.arch import Arch
+from nas.config import TrainConfig
 from nas.data import Dataset
 from nas.model import MobileNet, ModelConfig, complexity
-from nas.search import Evaluation
-from nas.train import TrainConfig, train_and_evaluate
+from nas.train import seeded, train_and_validate
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float  # validation accuracy in [0, 1]
+    train_seconds: float
+    macs: int
+    params: int
 
 
 class TrainEvaluator:
@@ -21,18 +27,10 @@ class TrainEvaluator:
         self.last: MobileNet | None = None
 
     def __call__(self, arch: Arch, seed: int) -> Evaluation:
-        torch.manual_seed(seed)
+        generator = seeded(seed)
         model = MobileNet(arch, self.model_config)
         size = complexity(model, self.data.image_size)
         self.last = model
-        result = train_and_evaluate(model, self.data, self.train_config, seed)
+        result = train_and_validate(model, self.data, self.train_config, generator)
         return Evaluation(accuracy=result.val_accuracy, train_seconds=result.train_seconds,
                           macs=size.macs, params=size.params)
-
-    def save_last(self, path: Path) -> None:
-        """Save the weights of the candidate trained last (contiguous, CPU)."""
-        if self.last is None:
-            raise RuntimeError("no candidate has been trained yet")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.last.state_dict().items()}
-        torch.save(state, path)

@@ -1,0 +1,41 @@
+"""What several commands share: the space and latency target from the flags, a table's summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nas.config import DataConfig
+from nas.data import Dataset, load_dataset
+from nas.flags import from_args
+from nas.latency.table import LatencyTable, file_hash
+from nas.latency.target import Target, backend_version
+from nas.run import LutInfo
+from nas.space import SearchSpace, load_space, resolve_space
+
+
+def space_from_args(args: argparse.Namespace) -> tuple[Path, SearchSpace]:
+    path = resolve_space(args.space)
+    return path, load_space(path)
+
+
+def target_from_args(args: argparse.Namespace, space: SearchSpace) -> Target:
+    """This machine as the latency target; the resolution is the space's unless a flag says."""
+    return from_args(Target, args, input_size=args.input_size or space.resolution,
+                     software=backend_version(args.backend))
+
+
+def lut_info(path: Path, table: LatencyTable) -> LutInfo:
+    c, v = table.calibration, table.validation
+    calibration = ("none" if c is None else
+                   f"{c.fitted_on} whole networks, RMS error {100 * c.rel_rmse:.1f}% on them")
+    if v is not None:
+        calibration += (f"; on {v.count} held-out networks {100 * v.within_10:.0f}% within "
+                        f"+-10%, MAPE {100 * v.mape:.1f}%")
+    return LutInfo(path=str(path), sha256=file_hash(path), calibration=calibration)
+
+
+def load_data(config: DataConfig) -> Dataset:
+    """The data set of a run, split as the config says."""
+    return load_dataset(config.dataset, config.data_dir, val_samples=config.val_samples,
+                        train_samples=config.train_samples, seed=config.seed)

@@ -1,0 +1,40 @@
+"""``nas report``: rewrite a run's report, or re-score it for another table or budget.
+
+Re-scoring writes its own files beside the run's (``summary-<fingerprint>.md`` and so on) and
+never touches ``best/``: the network that was best during the search keeps its weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from nas.arch import Arch
+from nas.commands.common import lut_info
+from nas.latency.predict import LatencyModel
+from nas.latency.table import LatencyTable
+from nas.report import trials_frame, write_report
+from nas.run import RunDir, RunRecord
+from nas.search import ARCH, LATENCY, LATENCY_ERR, open_study
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = RunDir(args.run)
+    record = RunRecord.load(run_dir)
+    frame = trials_frame(open_study(record.storage, record.name).trials)
+    budget = args.latency_budget or record.search.budget_ms
+    suffix = ""
+    if args.lut is not None:
+        table = LatencyTable.load(args.lut, space=record.space_name)
+        model = LatencyModel(table, record.model.in_channels, record.model.num_classes)
+        predictions = [model.predict(Arch.from_string(a)) if a else None for a in frame[ARCH]]
+        frame[LATENCY] = [p.latency_ms if p else None for p in predictions]
+        frame[LATENCY_ERR] = [p.error_ms if p else None for p in predictions]
+        record = replace(record, target=table.target, lut=lut_info(args.lut, table))
+        suffix = f"-{table.target.fingerprint()}"
+    if args.latency_budget is not None:
+        suffix += f"-{budget:g}ms"
+    info = write_report(run_dir, frame, budget, record, suffix)
+    print(f"wrote {run_dir.summary(suffix)}: {len(info.front)} networks on the front under "
+          f"{budget:g} ms")
+    return 0

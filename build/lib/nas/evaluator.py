@@ -1,0 +1,36 @@
+"""The search's evaluator: seed, build, count, train briefly, score on the validation split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nas.arch import Arch
+from nas.config import TrainConfig
+from nas.data import Dataset
+from nas.model import MobileNet, ModelConfig, complexity
+from nas.train import seeded, train_and_validate
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float  # validation accuracy in [0, 1]
+    train_seconds: float
+    macs: int
+    params: int
+
+
+class TrainEvaluator:
+    """Trains each candidate from its seed; keeps the last model so the best can be saved."""
+
+    def __init__(self, data: Dataset, model_config: ModelConfig, train_config: TrainConfig) -> None:
+        self.data, self.model_config, self.train_config = data, model_config, train_config
+        self.last: MobileNet | None = None
+
+    def __call__(self, arch: Arch, seed: int) -> Evaluation:
+        generator = seeded(seed)
+        model = MobileNet(arch, self.model_config)
+        size = complexity(model, self.data.image_size)
+        self.last = model
+        result = train_and_validate(model, self.data, self.train_config, generator)
+        return Evaluation(accuracy=result.val_accuracy, train_seconds=result.train_seconds,
+                          macs=size.macs, params=size.params)

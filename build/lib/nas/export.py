@@ -1,0 +1,79 @@
+"""Export the best network under the budget: JSON, TorchScript, ONNX and a model card.
+
+Every exported runtime is run on the same input as the PyTorch module and must agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from nas.arch import Arch
+from nas.atomic import atomic_path, write_text
+from nas.errors import UserError
+from nas.model import MobileNet, ModelConfig
+from nas.onnx_io import INPUT, to_onnx
+
+TOLERANCE = 1e-4  # max |difference| of logits allowed between PyTorch and an exported runtime
+
+
+class ExportError(UserError):
+    """An exported runtime whose outputs disagree with PyTorch."""
+
+
+def _torchscript(model: MobileNet, x: torch.Tensor, out: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    path = out / "model.torchscript.pt"
+    with atomic_path(path) as tmp:
+        torch.jit.save(torch.jit.trace(model, x), str(tmp))
+    loaded = torch.jit.load(str(path))
+    return lambda t: loaded(t)
+
+
+def _onnx(model: MobileNet, x: torch.Tensor, out: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    import onnxruntime as ort
+
+    path = out / "model.onnx"
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(to_onnx(model, x, dynamic_batch=True))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda t: torch.from_numpy(session.run(None, {INPUT: t.numpy()})[0])
+
+
+EXPORTERS = {"torchscript": _torchscript, "onnx": _onnx}
+FORMATS = ("json", *EXPORTERS)
+
+
+def export_network(arch: Arch, config: ModelConfig, state_dict: dict[str, torch.Tensor],
+                   input_size: int, formats: tuple[str, ...], out: Path,
+                   card: dict[str, object]) -> dict[str, float]:
+    """Write the requested formats (of `FORMATS`) to ``out``; returns each runtime's max
+    |logit difference| from PyTorch."""
+    out.mkdir(parents=True, exist_ok=True)
+    model = MobileNet(arch, config)
+    model.load_state_dict(state_dict)
+    model.eval()
+    x = torch.randn(2, config.in_channels, input_size, input_size,
+                    generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model(x)
+    with atomic_path(out / "weights.pt") as tmp:
+        torch.save(state_dict, tmp)
+    write_text(out / "arch.json", arch.to_json())
+    write_text(out / "arch.txt", arch.to_string() + "\n")
+    differences: dict[str, float] = {}
+    for name in formats:
+        if name in EXPORTERS:
+            with torch.no_grad():
+                diff = float((EXPORTERS[name](model, x, out)(x) - reference).abs().max())
+            if diff > TOLERANCE:
+                raise ExportError(f"{name} export disagrees with PyTorch (max |diff| {diff:.2e})")
+            differences[name] = diff
+    card = {**card, "arch": arch.to_string(), "formats": list(formats),
+            "max_abs_diff_vs_pytorch": differences}
+    write_text(out / "model_card.json", json.dumps(card, indent=2))
+    write_text(out / "MODEL_CARD.md", "# Model card\n\n" + "\n".join(
+        f"- **{k}**: {v}" for k, v in card.items()) + "\n")
+    return differences

@@ -1,0 +1,122 @@
+"""Building a table for a space on this machine: layers, whole-network timings, calibration.
+
+Needs only torch: this is what ``python -m nas profile`` runs on a device.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from nas.arch import Arch
+from nas.config import ProfileConfig
+from nas.latency.calibrate import fit_calibration
+from nas.latency.layers import Layer
+from nas.latency.measure import Timing, build_runner, time_round_robin
+from nas.latency.predict import LatencyModel
+from nas.latency.table import LatencyTable, TableError
+from nas.latency.target import Target
+from nas.latency.validate import agreement
+from nas.model import MobileNet, ModelConfig
+from nas.space import SearchSpace, random_archs
+
+
+def open_table(path: Path, space: SearchSpace, target: Target) -> LatencyTable:
+    """The table at ``path`` if it is for this space and target (resume), else a new one."""
+    if not path.exists():
+        return LatencyTable(target=target, space=space.name)
+    table = LatencyTable.load(path, space=space.name)
+    if table.target.fingerprint() != target.fingerprint():
+        raise TableError(f"{path}: table is for another target ({table.target.describe()}); "
+                         "pass a new --out or --lut for this one")
+    return table
+
+
+class _Progress:
+    """A one-line progress report on stderr (no tqdm: this path runs with torch only)."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done, self.start = label, total, 0, time.perf_counter()
+        self.shown = 0.0
+
+    def step(self, *_: object) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        if elapsed - self.shown < 2 and self.done < self.total:
+            return
+        self.shown = elapsed
+        eta = elapsed / self.done * (self.total - self.done)
+        end = "\n" if self.done == self.total else ""
+        print(f"\r{self.label}: {self.done}/{self.total}, {elapsed:.0f}s elapsed, ~{eta:.0f}s left",
+              end=end, file=sys.stderr, flush=True)
+
+
+def measure_layers(table: LatencyTable, layers: Sequence[Layer], path: Path,
+                   config: ProfileConfig, *, label: str = "layers") -> int:
+    """Time the layers the table lacks on this machine (its target), round-robin, in groups of
+    ``config.layers_per_save``, saving after each group so an interrupted build resumes."""
+    missing = table.missing(layers)
+    size = config.layers_per_save
+    groups = [missing[i:i + size] for i in range(0, len(missing), size)]
+    progress = _Progress(f"{label} ({len(missing)}, {config.rounds} rounds each)",
+                         len(groups) * config.rounds)
+    for group in groups:
+        runners = [build_runner(table.target, layer.build(), layer.in_channels, layer.in_size)
+                   for layer in group]
+        timings = time_round_robin(runners, threads=table.target.threads, warmup=config.warmup,
+                                   rounds=config.rounds, runs=config.runs,
+                                   on_round=progress.step)
+        table.entries.update({layer.key: t for layer, t in zip(group, timings, strict=True)})
+        table.save(path)
+    return len(missing)
+
+
+def time_networks(archs: Sequence[Arch], target: Target, model_config: ModelConfig,
+                  config: ProfileConfig) -> list[Timing]:
+    """End-to-end latency of whole networks on this machine, timed round-robin."""
+    runners = [build_runner(target, MobileNet(a, model_config), model_config.in_channels,
+                            target.input_size) for a in archs]
+    progress = _Progress(f"networks ({len(archs)})", config.network_rounds)
+    return time_round_robin(runners, threads=target.threads, warmup=config.warmup,
+                            rounds=config.network_rounds, runs=config.network_runs,
+                            on_round=progress.step)
+
+
+def calibrate(table: LatencyTable, fit_on: Sequence[Arch], held_out: Sequence[Arch],
+              model_config: ModelConfig, path: Path, config: ProfileConfig) -> None:
+    """Time whole networks in one round-robin set, fit the calibration on ``fit_on``, score it
+    on ``held_out`` (at least two networks), and save both in the table."""
+    model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
+    archs = [*fit_on, *held_out]
+    measure_layers(table, [l for a in archs for l in model.layers(a)], path, config,
+                   label="calibration layers")
+    measured = [t.median_ms for t in time_networks(archs, table.target, model_config, config)]
+    table.calibration = fit_calibration([model.group_sums(a) for a in fit_on],
+                                        measured[:len(fit_on)])
+    table.validation = agreement([model.predict(a).latency_ms for a in held_out],
+                                 measured[len(fit_on):])
+    table.save(path)
+
+
+def profile_space(path: Path, space: SearchSpace, target: Target, model_config: ModelConfig,
+                  config: ProfileConfig = ProfileConfig()) -> LatencyTable:
+    """Time every layer configuration the space can produce, then calibrate and validate."""
+    table = open_table(path, space, target)
+    model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
+    layers = [l for a in space.covering_archs() for l in model.layers(a)]
+    unique = {l.key for l in layers}
+    print(f"{space.name}: {len(unique)} layer configurations at {target.input_size}px, "
+          f"{len(table.missing(layers))} still to time", file=sys.stderr)
+    measure_layers(table, layers, path, config)
+    if table.calibration is None:
+        calibrate(table, *calibration_sets(space, config), model_config, path, config)
+    return table
+
+
+def calibration_sets(space: SearchSpace, config: ProfileConfig) -> tuple[list[Arch], list[Arch]]:
+    """The random networks a profile fits its calibration on, and those it checks it on."""
+    fit_on = random_archs(space, config.calibration_networks, config.seed)
+    return fit_on, random_archs(space, config.validation_networks, config.seed + 1,
+                                exclude=set(fit_on))

@@ -1,0 +1,90 @@
+"""The latency target: where and how a network runs, and the fingerprint that names its table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from nas.flags import flag, positive_int
+from nas.latency.measure import ALLOCATORS, BACKENDS
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux), else what the platform module reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def backend_version(backend: str) -> str:
+    if backend == "onnxruntime":
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__}"
+    return f"torch {torch.__version__}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Every setting that changes a timing: device, backend and its version, threads, batch,
+    input size, dtype and the allocator. Its fingerprint names the table measured under it."""
+
+    backend: str = field(default="torch", metadata=flag(
+        "latency target runtime: PyTorch eager in eval mode, or ONNX Runtime's CPU provider",
+        choices=BACKENDS))
+    threads: int = field(default=1, metadata=flag(
+        "latency target's intra-op threads", type=positive_int))
+    batch: int = 1  # single-image latency, as deployed on a device
+    input_size: int = field(default=224, metadata=flag(
+        "latency target resolution", name="--latency-input-size", aliases=("--input-size",),
+        type=positive_int))
+    dtype: str = "float32"
+    allocator: str = field(default="steady", metadata=flag(
+        "memory allocator while timing: 'steady' keeps freed memory for reuse (glibc mallopt, "
+        "as a serving process reaches), 'system' leaves the C library's defaults",
+        choices=ALLOCATORS))
+    device: str = field(default_factory=cpu_model)
+    software: str = ""  # backend version; filled in by `Target.here`
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose one of {list(BACKENDS)}")
+        if self.threads < 1 or self.batch < 1 or self.input_size < 8:
+            raise ValueError("threads and batch must be >= 1 and the input size >= 8")
+        if self.dtype != "float32":
+            raise ValueError(f"only float32 is supported, got {self.dtype!r}")
+        if self.allocator not in ALLOCATORS:
+            raise ValueError(f"unknown allocator {self.allocator!r}; choose one of "
+                             f"{list(ALLOCATORS)}")
+
+    @classmethod
+    def here(cls, backend: str = "torch", threads: int = 1, batch: int = 1,
+             input_size: int = 224, allocator: str = "steady") -> Target:
+        """The target of this machine with the installed backend."""
+        return cls(backend=backend, threads=threads, batch=batch, input_size=input_size,
+                   allocator=allocator, software=backend_version(backend))
+
+    def on_this_machine(self) -> bool:
+        """Whether this machine, with its installed backend, is the target."""
+        here = Target.here(self.backend, self.threads, self.batch, self.input_size,
+                           self.allocator)
+        return here.fingerprint() == self.fingerprint()
+
+    def fingerprint(self) -> str:
+        """12 hex digits of the SHA-256 of every field: equal targets, equal fingerprints."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        return (f"{self.device}, {self.software or self.backend}, {self.threads} thread(s), "
+                f"batch {self.batch}, {self.input_size}x{self.input_size}, {self.dtype}, "
+                f"{self.allocator} allocator")

@@ -1,0 +1,62 @@
+"""How well predicted latencies match measured ones (pure functions), nn-Meter's figures."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Agreement:
+    count: int
+    within_5: float  # share of networks with |error| <= 5%
+    within_10: float
+    mape: float  # mean absolute percentage error, as a fraction
+    max_error: float  # worst |relative error|
+    spearman: float  # rank correlation of predicted and measured
+
+    def describe(self) -> str:
+        return (f"{self.count} networks: {100 * self.within_5:.1f}% within +-5%, "
+                f"{100 * self.within_10:.1f}% within +-10%, MAPE {100 * self.mape:.2f}%, "
+                f"max {100 * self.max_error:.1f}%, Spearman {self.spearman:.3f}")
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, float]) -> Agreement:
+        return cls(count=int(data["count"]), within_5=float(data["within_5"]),
+                   within_10=float(data["within_10"]), mape=float(data["mape"]),
+                   max_error=float(data["max_error"]), spearman=float(data["spearman"]))
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """Ranks from 1, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    result = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            result[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return result
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the ranks."""
+    ra, rb = ranks(a), ranks(b)
+    return statistics.correlation(ra, rb)
+
+
+def agreement(predicted: Sequence[float], measured: Sequence[float]) -> Agreement:
+    if len(predicted) != len(measured) or len(measured) < 2:
+        raise ValueError("need at least two (predicted, measured) pairs of equal length")
+    errors = [abs(p - m) / m for p, m in zip(predicted, measured)]
+    n = len(errors)
+    return Agreement(count=n, within_5=sum(e <= 0.05 for e in errors) / n,
+                     within_10=sum(e <= 0.10 for e in errors) / n, mape=sum(errors) / n,
+                     max_error=max(errors), spearman=spearman(predicted, measured))

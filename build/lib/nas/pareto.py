@@ -1,0 +1,35 @@
+"""Pareto front and hypervolume for (accuracy: maximize, latency: minimize); pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated (accuracy, latency) points, by increasing latency.
+
+    A point is dominated when another is at least as accurate and at least as fast, and strictly
+    better in one. Of exact duplicates, the first is kept.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][1], -points[i][0], i))
+    front: list[int] = []
+    best_accuracy = float("-inf")
+    for i in order:
+        if points[i][0] > best_accuracy:
+            front.append(i)
+            best_accuracy = points[i][0]
+    return front
+
+
+def hypervolume(points: Sequence[tuple[float, float]], ref_accuracy: float,
+                ref_latency: float) -> float:
+    """Area dominated by the points and bounded by the reference (worst accuracy, latency)."""
+    area, prev_accuracy = 0.0, ref_accuracy
+    for i in pareto_front(points):
+        accuracy, latency = points[i]
+        if latency >= ref_latency or accuracy <= ref_accuracy:
+            continue
+        # Walking by increasing latency, each front point adds a slab up to the reference.
+        area += (accuracy - prev_accuracy) * (ref_latency - latency)
+        prev_accuracy = accuracy
+    return area

@@ -1,0 +1,134 @@
+"""Tables (pandas) and plots (plotly) of a study: compute first, then render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+from optuna.trial import FrozenTrial
+
+from nas.atomic import atomic_path, write_text
+from nas.pareto import hypervolume, pareto_front
+from nas.run import RunDir, RunRecord
+from nas.search import ARCH, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON, SECONDS, STATUS, Status
+
+COLUMNS = ["number", "state", "status", "accuracy", "latency_ms", "latency_err_ms", "macs",
+           "params", "train_seconds", "arch", "reason"]
+
+
+def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
+    """One row per finished trial; accuracy only for trained candidates."""
+    rows = []
+    for t in trials:
+        if t.state.is_finished():
+            attrs = t.user_attrs
+            status = attrs.get(STATUS, "")
+            rows.append({
+                "number": t.number, "state": t.state.name, "status": status,
+                "accuracy": t.values[0] if status == Status.TRAINED else None,
+                "latency_ms": attrs.get(LATENCY), "latency_err_ms": attrs.get(LATENCY_ERR),
+                "macs": attrs.get(MACS), "params": attrs.get(PARAMS),
+                "train_seconds": attrs.get(SECONDS), "arch": attrs.get(ARCH, ""),
+                "reason": attrs.get(REASON, "")})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+@dataclass(frozen=True)
+class FrontInfo:
+    budget_ms: float
+    front: pd.DataFrame  # trained, within budget, non-dominated; by increasing latency
+    best: pd.Series | None  # most accurate within budget
+    trained: int
+    within_budget: int  # trained candidates whose latency (on this table) meets the budget
+    over_budget: int  # sampled, rejected before training
+    failed: int
+    hypervolume: float  # of the front, reference (accuracy 0, latency = budget)
+
+
+def front_info(frame: pd.DataFrame, budget_ms: float) -> FrontInfo:
+    trained = frame[frame["status"] == Status.TRAINED]
+    feasible = trained[trained["latency_ms"] <= budget_ms].reset_index(drop=True)
+    points = list(zip(feasible["accuracy"], feasible["latency_ms"]))
+    front = feasible.iloc[pareto_front(points)].reset_index(drop=True)
+    best = None
+    if len(feasible):
+        best = feasible.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+    return FrontInfo(budget_ms=budget_ms, front=front, best=best, trained=len(trained),
+                     within_budget=len(feasible),
+                     over_budget=int((frame["status"] == Status.OVER_BUDGET).sum()),
+                     failed=int((frame["status"] == Status.FAILED).sum()),
+                     hypervolume=hypervolume(points, 0.0, budget_ms))
+
+
+def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure:
+    """Trained candidates with latency error bars, the front, the budget line."""
+    trained = frame[frame["status"] == Status.TRAINED]
+    inside = trained[trained["latency_ms"] <= info.budget_ms]
+    outside = trained[trained["latency_ms"] > info.budget_ms]
+    fig = go.Figure()
+    for data, name, color in ((inside, "within budget", "#1f77b4"),
+                              (outside, "over budget", "#bbbbbb")):
+        fig.add_trace(go.Scatter(
+            x=data["latency_ms"], y=data["accuracy"] * 100, mode="markers", name=name,
+            marker={"color": color, "size": 8},
+            error_x={"type": "data", "array": data["latency_err_ms"], "thickness": 1},
+            customdata=data[["number", "arch"]],
+            hovertemplate="trial %{customdata[0]}<br>%{y:.2f}% at %{x:.2f} ms"
+                          "<br>%{customdata[1]}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=info.front["latency_ms"], y=info.front["accuracy"] * 100,
+                             mode="lines+markers", name="Pareto front",
+                             line={"shape": "hv", "color": "#d62728"}, hoverinfo="skip"))
+    fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black",
+                  annotation_text=f"budget {info.budget_ms:g} ms")
+    fig.update_layout(title=title, xaxis_title="predicted latency (ms)",
+                      yaxis_title="validation accuracy (%)", template="plotly_white")
+    return fig
+
+
+def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
+    sampled = info.trained + info.over_budget + info.failed
+    lines = [f"# Search {record.name}", "",
+             f"- target: {record.target.describe()}",
+             f"- latency table: `{record.lut.path}` (sha256 {record.lut.sha256})",
+             f"- latency calibration: {record.lut.calibration}",
+             f"- data: {record.describe_data()}",
+             f"- settings: {record.describe_settings()}",
+             f"- budget: {info.budget_ms:g} ms; {sampled} candidates sampled, "
+             f"{info.over_budget} excluded by the budget before training "
+             f"({100 * info.over_budget / max(1, sampled):.0f}%), {info.trained} trained, "
+             f"{info.failed} failed; {info.within_budget} of the {info.trained} trained "
+             f"candidates are within the budget on this target",
+             f"- hypervolume (accuracy x ms under the budget): {info.hypervolume:.3f}", ""]
+    if info.best is None:
+        lines.append("No trained candidate is within the budget.")
+    else:
+        b = info.best
+        lines += ["## Best network under the budget", "",
+                  f"- trial {int(b['number'])}: validation accuracy {100 * b['accuracy']:.2f}%, "
+                  f"predicted latency {b['latency_ms']:.2f} +- {b['latency_err_ms']:.2f} ms, "
+                  f"{b['macs'] / 1e6:.1f} M MACs at the training resolution, "
+                  f"{b['params'] / 1e6:.2f} M parameters",
+                  f"- `{b['arch']}`"]
+    lines += ["", "## Pareto front", "", "| trial | accuracy | latency (ms) | arch |",
+              "|---|---|---|---|"]
+    for _, r in info.front.iterrows():
+        lines.append(f"| {int(r['number'])} | {100 * r['accuracy']:.2f}% | "
+                     f"{r['latency_ms']:.2f} | `{r['arch']}` |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run: RunDir, frame: pd.DataFrame, budget_ms: float, record: RunRecord,
+                 suffix: str = "") -> FrontInfo:
+    """trials.csv, pareto.csv, pareto.html (plotly.js inlined) and summary.md, each written
+    atomically; ``suffix`` names a re-scored report beside the run's own."""
+    info = front_info(frame, budget_ms)
+    with atomic_path(run.trials_csv(suffix)) as tmp:
+        frame.to_csv(tmp, index=False)
+    with atomic_path(run.pareto_csv(suffix)) as tmp:
+        info.front.to_csv(tmp, index=False)
+    title = f"{record.name}: accuracy vs latency on {record.target.describe()}"
+    with atomic_path(run.pareto_html(suffix)) as tmp:
+        pareto_figure(frame, info, title).write_html(tmp, include_plotlyjs=True)
+    write_text(run.summary(suffix), summary_markdown(info, record))
+    return info

@@ -1,0 +1,289 @@
+"""Search spaces as data: load and validate a space file, sample an `Arch`, enumerate its blocks.
+
+A space file (YAML, or JSON, which is YAML too) names a fixed stem, fixed leading blocks, the
+searchable stages with their stride and width, the per-block choices and the head. See
+``search_spaces/mobilenetv3.yaml``. Loading works with only the standard library when the file
+is JSON, so ``nas profile`` runs on a device with only torch installed.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import itertools
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Collection, Protocol, Sequence
+
+from nas.arch import ACTIVATIONS, Arch, BlockSpec, Head, Stem
+from nas.errors import UserError
+
+# The shipped spaces: ``search_spaces/`` in the checkout, linked from ``nas/search_spaces``, which
+# a wheel carries as package data.
+SHIPPED_SPACES = Path(str(importlib.resources.files("nas"))) / "search_spaces"
+DEFAULT_SPACE = SHIPPED_SPACES / "mobilenetv3.yaml"
+
+
+class SpaceError(UserError):
+    """A space file that cannot be used; the message names the file and the key."""
+
+
+def resolve_space(name_or_path: str | None) -> Path:
+    """A space file: the default when None, a path, or the name of a shipped space."""
+    if name_or_path is None:
+        return DEFAULT_SPACE
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_SPACES / f"{path.stem}.yaml"
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SHIPPED_SPACES.glob("*.yaml")))
+    raise SpaceError(f"space file {name_or_path} does not exist; pass a file or one of the "
+                     f"shipped spaces: {names}")
+
+
+class Suggester(Protocol):
+    """What `SearchSpace.sample` needs from an Optuna trial (or any stand-in)."""
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The per-block choices, one value each."""
+
+    kernel: int
+    expansion: float
+    se: bool
+    activation: str
+
+    def block(self, out_channels: int, stride: int) -> BlockSpec:
+        return BlockSpec(kernel=self.kernel, expansion=self.expansion, out_channels=out_channels,
+                         stride=stride, se=self.se, activation=self.activation)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A searchable stage: its first block has ``stride``, the rest stride 1."""
+
+    channels: int
+    stride: int
+    depths: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    resolution: int  # deployment input size, the latency target's default
+    stem: Stem
+    fixed_blocks: tuple[BlockSpec, ...]  # between stem and the first searchable stage
+    stages: tuple[Stage, ...]
+    kernels: tuple[int, ...]
+    expansions: tuple[float, ...]
+    se: tuple[bool, ...]
+    activations: tuple[str, ...]
+    head: Head
+
+    def choices(self) -> list[Choice]:
+        """Every per-block choice combination, in a fixed order."""
+        return [Choice(k, e, s, a) for k, e, s, a in
+                itertools.product(self.kernels, self.expansions, self.se, self.activations)]
+
+    def build(self, depths: Sequence[int], choices: Sequence[Sequence[Choice]]) -> Arch:
+        """The architecture with ``depths[i]`` blocks in stage i, block j using ``choices[i][j]``."""
+        blocks = list(self.fixed_blocks)
+        for stage, depth, stage_choices in zip(self.stages, depths, choices, strict=True):
+            for j in range(depth):
+                blocks.append(stage_choices[j].block(stage.channels, stage.stride if j == 0 else 1))
+        return Arch(stem=self.stem, blocks=tuple(blocks), head=self.head)
+
+    def sample(self, trial: Suggester) -> Arch:
+        """Sample an architecture; block parameters exist only for the blocks the depth keeps."""
+        depths: list[int] = []
+        choices: list[list[Choice]] = []
+        for i, stage in enumerate(self.stages):
+            depth = int(trial.suggest_categorical(f"s{i}_depth", list(stage.depths)))
+            depths.append(depth)
+            choices.append([
+                Choice(kernel=int(trial.suggest_categorical(f"s{i}_b{j}_kernel", list(self.kernels))),
+                       expansion=float(trial.suggest_categorical(f"s{i}_b{j}_expansion",
+                                                                 list(self.expansions))),
+                       se=bool(trial.suggest_categorical(f"s{i}_b{j}_se", list(self.se))),
+                       activation=str(trial.suggest_categorical(f"s{i}_b{j}_activation",
+                                                                list(self.activations))))
+                for j in range(depth)])
+        return self.build(depths, choices)
+
+    def covering_archs(self) -> list[Arch]:
+        """Architectures whose blocks, together, hold every block configuration of the space.
+
+        One per choice combination, every stage at its largest depth and every block using that
+        combination: each stage's first position (its stride, the previous width) and its later
+        positions (stride 1) then appear with every choice. Walking these through the latency
+        key function enumerates the LUT without a second enumeration code path.
+        """
+        depths = [max(s.depths) for s in self.stages]
+        return [self.build(depths, [[c] * d for d in depths]) for c in self.choices()]
+
+    def size(self) -> int:
+        """How many distinct architectures the space holds."""
+        per_block = len(self.choices())
+        total = 1
+        for stage in self.stages:
+            total *= sum(per_block ** d for d in stage.depths)
+        return total
+
+
+# --- loading and validation -------------------------------------------------------------------
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpaceError(f"cannot read space file {path}: {exc.strerror}") from exc
+    try:
+        import yaml
+    except ImportError:  # a profiling device with only torch: JSON spaces still load
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpaceError(f"{path}: PyYAML is not installed and the file is not JSON; "
+                             "install pyyaml or give the space as JSON") from exc
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SpaceError(f"{path}: not valid YAML ({exc.__class__.__name__}); "
+                             "fix the file's syntax") from exc
+    if not isinstance(data, dict):
+        raise SpaceError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+class _Reader:
+    """Typed access to a nested mapping whose errors name the file and the key path."""
+
+    def __init__(self, path: Path, data: Any, where: str = "") -> None:
+        self.path, self.data, self.where = path, data, where
+
+    def fail(self, key: str, what: str) -> SpaceError:
+        return SpaceError(f"{self.path}: key '{self.where}{key}': {what}")
+
+    def get(self, key: str, default: Any = ...) -> Any:
+        if not isinstance(self.data, dict):
+            raise SpaceError(f"{self.path}: key '{self.where.rstrip('.')}': expected a mapping")
+        if key not in self.data:
+            if default is ...:
+                raise self.fail(key, "missing")
+            return default
+        return self.data[key]
+
+    def sub(self, key: str, default: Any = ...) -> _Reader:
+        return _Reader(self.path, self.get(key, default), f"{self.where}{key}.")
+
+    def positive_int(self, key: str, default: Any = ...) -> int:
+        value = self.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.fail(key, f"expected a positive integer, got {value!r}")
+        return value
+
+    def activation(self, key: str, default: Any = ...) -> str:
+        value = self.get(key, default)
+        if value not in ACTIVATIONS:
+            raise self.fail(key, f"expected one of {list(ACTIVATIONS)}, got {value!r}")
+        return value
+
+    def choice_list(self, key: str, kind: type, check: Any = lambda v: True) -> tuple[Any, ...]:
+        value = self.get(key)
+        ok = isinstance(value, list) and value and all(
+            isinstance(v, kind) and not (kind is not bool and isinstance(v, bool)) and check(v)
+            for v in value)
+        if not ok:
+            raise self.fail(key, f"expected a non-empty list of valid {getattr(kind, '__name__', 'number')} values, "
+                                 f"got {value!r}")
+        if len(set(value)) != len(value):
+            raise self.fail(key, f"duplicate choices in {value!r}")
+        return tuple(value)
+
+
+def _block(r: _Reader) -> BlockSpec:
+    try:
+        return BlockSpec(kernel=r.positive_int("kernel"),
+                         expansion=float(r.get("expansion", 1)),
+                         out_channels=r.positive_int("channels"),
+                         stride=r.positive_int("stride", 1),
+                         se=bool(r.get("se", False)),
+                         activation=r.activation("activation", "relu"))
+    except (TypeError, ValueError) as exc:
+        raise SpaceError(f"{r.path}: key '{r.where.rstrip('.')}': {exc}") from exc
+
+
+def load_space(path: str | Path = DEFAULT_SPACE) -> SearchSpace:
+    """Read and validate a space file; any problem raises `SpaceError` naming the key."""
+    path = Path(path)
+    root = _Reader(path, _read_mapping(path))
+    choices = root.sub("choices")
+    default_depths = choices.choice_list("depth", int, lambda v: v >= 1)
+    stage_list = root.get("stages")
+    if not isinstance(stage_list, list) or not stage_list:
+        raise root.fail("stages", "expected a non-empty list of stages")
+    stages = []
+    for i, raw in enumerate(stage_list):
+        s = _Reader(path, raw, f"stages[{i}].")
+        stride = s.positive_int("stride")
+        if stride not in (1, 2):
+            raise s.fail("stride", f"expected 1 or 2, got {stride}")
+        depths = s.choice_list("depth", int, lambda v: v >= 1) if "depth" in (raw or {}) \
+            else default_depths
+        stages.append(Stage(channels=s.positive_int("channels"), stride=stride,
+                            depths=tuple(depths)))
+    fixed = root.get("fixed_blocks", [])
+    if not isinstance(fixed, list):
+        raise root.fail("fixed_blocks", "expected a list of blocks")
+    stem, head = root.sub("stem"), root.sub("head")
+    return SearchSpace(
+        name=str(root.get("name")),
+        resolution=root.positive_int("resolution"),
+        stem=Stem(channels=stem.positive_int("channels"),
+                  activation=stem.activation("activation", "hswish")),
+        fixed_blocks=tuple(_block(_Reader(path, b, f"fixed_blocks[{i}].")) for i, b in enumerate(fixed)),
+        stages=tuple(stages),
+        kernels=choices.choice_list("kernel", int, lambda v: v >= 1 and v % 2 == 1),
+        expansions=tuple(float(v) for v in choices.choice_list(
+            "expansion", (int, float), lambda v: v >= 1)),  # type: ignore[arg-type]
+        se=choices.choice_list("se", bool),
+        activations=choices.choice_list("activation", str, lambda v: v in ACTIVATIONS),
+        head=Head(channels=head.positive_int("channels"), features=head.positive_int("features"),
+                  activation=head.activation("activation", "hswish")),
+    )
+
+
+class RandomSuggester:
+    """Uniform choices from a seeded `random.Random`: sampling without Optuna (for profiling)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self.rng.choice(list(choices))
+
+
+def random_archs(space: SearchSpace, count: int, seed: int,
+                 exclude: Collection[Arch] = ()) -> list[Arch]:
+    """``count`` uniformly sampled architectures, the same for the same seed.
+
+    With ``exclude`` (say, the networks a calibration was fitted on), samples in it are skipped,
+    so the result is held out from them.
+    """
+    if exclude and len(set(exclude)) >= space.size():
+        raise SpaceError(f"space {space.name!r} holds {space.size()} architecture(s), all "
+                         "excluded: none is left to hold out; give it more choices")
+    suggester = RandomSuggester(random.Random(seed))
+    result: list[Arch] = []
+    while len(result) < count:
+        arch = space.sample(suggester)
+        if arch not in exclude:
+            result.append(arch)
+    return result

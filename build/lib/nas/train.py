@@ -1,0 +1,102 @@
+"""Seeded training of a candidate and its top-1 accuracy; the recipe is `TrainConfig`'s."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nas.config import TrainConfig
+from nas.data import Dataset, Split, normalize, random_crop_flip
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite; the message says when."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    val_accuracy: float  # in [0, 1]
+    train_seconds: float
+    final_loss: float
+
+
+def lr_at(step: int, total: int, peak: float, warmup_fraction: float) -> float:
+    """Linear warm-up to ``peak`` over the first steps, then cosine decay to zero."""
+    warmup = max(1, int(total * warmup_fraction))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * peak * (1 + math.cos(math.pi * progress))
+
+
+def seeded(seed: int) -> torch.Generator:
+    """The one place a candidate's randomness is fixed: seeds torch's global generator (weight
+    initialisation, dropout) and returns a generator for data order and augmentation. Call it
+    before building the model."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def train(model: nn.Module, data: Dataset, config: TrainConfig,
+          generator: torch.Generator) -> float:
+    """Train in place; returns the mean loss of the last epoch. Raises `Diverged` on NaN."""
+    images, labels = data.train.images, data.train.labels
+    steps_per_epoch = max(1, len(labels) // config.batch_size)
+    total = steps_per_epoch * config.epochs
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.dim() > 1 else no_decay).append(p)
+    optimizer = torch.optim.SGD(
+        [{"params": decay, "weight_decay": config.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, momentum=config.momentum, nesterov=True)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    model.to(memory_format=torch.channels_last)  # 2.4x faster depthwise training on CPU
+    model.train()
+    step, epoch_loss = 0, float("nan")
+    for epoch in range(config.epochs):
+        order = torch.randperm(len(labels), generator=generator)
+        running = torch.zeros(())
+        for i in range(steps_per_epoch):
+            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+            batch = random_crop_flip(images[idx], config.crop_padding, config.flip, generator)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, total, config.lr, config.warmup_fraction)
+            inputs = normalize(batch, data.mean, data.std).contiguous(
+                memory_format=torch.channels_last)
+            loss = loss_fn(model(inputs), labels[idx])
+            if not torch.isfinite(loss):
+                raise Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.detach()
+            step += 1
+        epoch_loss = float(running) / steps_per_epoch
+    return epoch_loss
+
+
+@torch.no_grad()
+def top1_accuracy(model: nn.Module, split: Split, data: Dataset, batch_size: int = 1000) -> float:
+    """Top-1 accuracy in [0, 1], in eval mode."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(split), batch_size):
+        inputs = normalize(split.images[start:start + batch_size], data.mean, data.std)
+        logits = model(inputs.contiguous(memory_format=torch.channels_last))
+        correct += int((logits.argmax(1) == split.labels[start:start + batch_size]).sum())
+    return correct / len(split)
+
+
+def train_and_validate(model: nn.Module, data: Dataset, config: TrainConfig,
+                       generator: torch.Generator) -> TrainResult:
+    """Train and return the validation accuracy (the search's objective)."""
+    start = time.perf_counter()
+    final_loss = train(model, data, config, generator)
+    accuracy = top1_accuracy(model, data.val, data, config.eval_batch_size)
+    return TrainResult(val_accuracy=accuracy, train_seconds=time.perf_counter() - start,
+                       final_loss=final_loss)

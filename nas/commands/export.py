@@ -1,0 +1,71 @@
+"""``nas export``: the best network under the budget as JSON, weights, TorchScript and ONNX, with
+a model card: provenance, test accuracy, and on the target itself the measured latency."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+import torch
+
+from nas.arch import Arch
+from nas.commands.common import load_data
+from nas.config import ProfileConfig
+from nas.data import DataError
+from nas.export import export_network
+from nas.latency.profile import time_networks
+from nas.latency.target import Target
+from nas.model import MobileNet, ModelConfig
+from nas.run import BestNetwork, RunDir, RunRecord, load_best
+from nas.train import top1_accuracy
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = RunDir(args.run)
+    record = RunRecord.load(run_dir)
+    best, state = load_best(run_dir)
+    out = args.out or run_dir.export
+    card: dict[str, object] = {
+        "trial": best.trial, "validation_accuracy": best.accuracy,
+        "predicted_latency_ms": best.latency_ms, "target": record.target.describe(),
+        "lut": record.lut.path, "lut_hash": record.lut.sha256, "seed": record.search.seed,
+        "data": record.describe_data(),
+        "normalization": {"mean": record.data_info.mean, "std": record.data_info.std},
+        "input": f"{record.model.in_channels}x{{H}}x{{W}} float, normalized",
+        "test_accuracy": _test_accuracy(best.arch, record, state, args.data_dir),
+        **_measured_latency(best, record.target, record.model)}
+    diffs = export_network(best.arch, record.model, state, input_size=record.data_info.image_size,
+                           formats=args.format, out=out, card=card)
+    print(f"exported trial {best.trial} to {out}/ ({', '.join(args.format)}); max |diff| vs "
+          f"PyTorch: {diffs}")
+    return 0
+
+
+def _test_accuracy(arch: Arch, record: RunRecord, state: dict[str, torch.Tensor],
+                   data_dir: str | None) -> float | None:
+    """Accuracy on the test split, which the search never saw; None if the data is gone."""
+    config = record.data if data_dir is None else replace(record.data, data_dir=data_dir)
+    try:
+        data = load_data(config)
+    except DataError as exc:
+        print(f"test accuracy not computed: {exc} (pass --data-dir)")
+        return None
+    model = MobileNet(arch, record.model).to(memory_format=torch.channels_last)
+    model.load_state_dict(state)
+    accuracy = top1_accuracy(model, data.test, data)
+    print(f"test accuracy {100 * accuracy:.2f}% on {len(data.test)} images the search never saw")
+    return accuracy
+
+
+def _measured_latency(best: BestNetwork, target: Target,
+                      model_config: ModelConfig) -> dict[str, object]:
+    """Time the network end to end when this machine is the run's latency target."""
+    if not target.on_this_machine():
+        print(f"latency not measured: this machine is not the target ({target.describe()})")
+        return {"measured_latency_ms": None,
+                "measured_latency_note": "not measured: exported off the target"}
+    timing = time_networks([best.arch], target, model_config, ProfileConfig())[0]
+    print(f"latency on this machine (the target): predicted {best.latency_ms:.2f} ms, measured "
+          f"{timing.median_ms:.2f} ms ({100 * (best.latency_ms / timing.median_ms - 1):+.1f}%)")
+    return {"measured_latency_ms": timing.median_ms,
+            "measured_latency_spread_ms": timing.spread_ms}

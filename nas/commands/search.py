@@ -1,0 +1,109 @@
+"""``nas search`` (and ``run_search.py``): the study, a report after every trained candidate, and
+the best network under the budget saved as it appears."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import optuna
+import torch
+from tqdm import tqdm
+
+from nas.arch import Arch
+from nas.commands.common import load_data, lut_info, space_from_args, target_from_args
+from nas.config import DataConfig, SearchConfig, TrainConfig
+from nas.data import Dataset
+from nas.evaluator import TrainEvaluator
+from nas.flags import from_args
+from nas.latency.predict import LatencyModel
+from nas.latency.profile import profile_space
+from nas.latency.table import LatencyTable, default_path
+from nas.model import ModelConfig
+from nas.report import trials_frame, write_report
+from nas.run import BestNetwork, DataInfo, RunDir, RunRecord, save_best
+from nas.search import (ARCH, LATENCY, STATUS, Status, best_under_budget, make_sampler,
+                        open_study, resume_seed, search, trained_count)
+from nas.space import SearchSpace
+
+
+def run(args: argparse.Namespace) -> int:
+    config = from_args(SearchConfig, args)
+    space_path, space = space_from_args(args)
+    data_config = from_args(DataConfig, args, seed=config.seed)
+    data = load_data(data_config)
+    model_config = ModelConfig(in_channels=data.in_channels, num_classes=data.num_classes)
+    name = args.run_name or f"{space.name}-{config.budget_ms:g}ms-seed{config.seed}"
+    run_dir = RunDir(args.results_dir / name)
+    lut_path, table = _latency_table(args, space, model_config)
+    storage = args.storage or f"sqlite:///{run_dir.study_db.resolve()}"
+    record = RunRecord(
+        name=name, storage=storage, space=str(space_path.resolve()), space_name=space.name,
+        search=config, data=data_config, data_info=_data_info(data),
+        train=from_args(TrainConfig, args), model=model_config, target=table.target,
+        lut=lut_info(lut_path, table), training_threads=torch.get_num_threads())
+    run_dir.root.mkdir(parents=True, exist_ok=True)
+    record.save(run_dir)
+    study = open_study(storage, name)
+    study.sampler = make_sampler(config.sampler, resume_seed(config.seed, study))
+    evaluator = TrainEvaluator(data, model_config, record.train)
+    monitor = _Monitor(study, run_dir, record, evaluator)
+    try:
+        search(study, space, LatencyModel(table, data.in_channels, data.num_classes), evaluator,
+               config, monitor.on_trial)
+    finally:
+        monitor.close()
+    print(run_dir.summary().read_text())
+    print(f"results in {run_dir.root}/ (pareto.html, trials.csv, summary.md, best/)")
+    return 0
+
+
+def _latency_table(args: argparse.Namespace, space: SearchSpace,
+                   model_config: ModelConfig) -> tuple[Path, LatencyTable]:
+    """The table given with ``--lut``, else this machine's, profiled now if not cached."""
+    if args.lut is not None:
+        return args.lut, LatencyTable.load(args.lut, space=space.name)
+    target = target_from_args(args, space)
+    path = default_path(args.results_dir, space.name, target)
+    print(f"latency table {path} ({target.describe()})")
+    return path, profile_space(path, space, target, model_config)
+
+
+def _data_info(data: Dataset) -> DataInfo:
+    return DataInfo(train=len(data.train), val=len(data.val), test=len(data.test),
+                    image_size=data.image_size, mean=data.mean, std=data.std)
+
+
+class _Monitor:
+    """After each trained (or failed) candidate: progress, the best network, the report."""
+
+    def __init__(self, study: optuna.Study, run_dir: RunDir, record: RunRecord,
+                 evaluator: TrainEvaluator) -> None:
+        self.study, self.run_dir, self.record, self.evaluator = study, run_dir, record, evaluator
+        budget = record.search.budget_ms
+        self.bar = tqdm(total=record.search.trials, unit="trained", dynamic_ncols=True,
+                        initial=min(trained_count(study), record.search.trials),
+                        desc=f"search <= {budget:g} ms")
+
+    def on_trial(self, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.user_attrs.get(STATUS) not in (Status.TRAINED, Status.FAILED):
+            return
+        self.bar.update(1)
+        best = best_under_budget(self.study.trials, self.record.search.budget_ms)
+        if best is not None:
+            self.bar.set_postfix_str(f"best {100 * best.values[0]:.2f}% @ "
+                                     f"{best.user_attrs[LATENCY]:.1f} ms")
+            if best.number == trial.number and self.evaluator.last is not None:
+                network = BestNetwork(trial=best.number, arch=Arch.from_string(
+                    best.user_attrs[ARCH]), accuracy=best.values[0],
+                    latency_ms=best.user_attrs[LATENCY])
+                save_best(self.run_dir, network, self.evaluator.last.state_dict())
+        self._report()
+
+    def close(self) -> None:
+        self.bar.close()
+        self._report()
+
+    def _report(self) -> None:
+        write_report(self.run_dir, trials_frame(self.study.trials), self.record.search.budget_ms,
+                     self.record)

@@ -1,0 +1,79 @@
+"""What a user can set, as frozen configs; a field's metadata makes it a command-line flag.
+
+This module imports nothing heavy, so the command line is built without loading Optuna, and
+``nas profile`` runs on a device with only torch installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nas.flags import budget_ms, flag, positive_int
+
+SAMPLERS = ("tpe", "nsga2", "random")  # built by `nas.search.make_sampler`
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, and how much of it each candidate trains and is scored on."""
+
+    dataset: str = field(default="fashion-mnist", metadata=flag("fashion-mnist or mnist"))
+    data_dir: str | None = field(default=None, metadata=flag(
+        "folder of the data set's IDX files (default: where Debian installs it)"))
+    train_samples: int | None = field(default=10_000, metadata=flag(
+        "training images per candidate, a seeded subset", type=positive_int))
+    val_samples: int = field(default=5_000, metadata=flag(
+        "validation images carved (seeded) from the training files", type=positive_int))
+    seed: int = 0  # the split's seed: the run's --seed
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The brief training of a candidate (the accuracy proxy).
+
+    Recipe: SGD with Nesterov momentum, cosine decay with a short linear warm-up, label
+    smoothing 0.1 (as in MobileNetV3's training), random crop + flip on whole uint8 batches.
+    """
+
+    epochs: int = field(default=2, metadata=flag("training epochs per candidate",
+                                                  type=positive_int))
+    batch_size: int = 128  # small batches give more steps per second of CPU on tiny images
+    lr: float = 0.1  # peak learning rate for SGD at this batch size
+    momentum: float = 0.9
+    weight_decay: float = 4e-5  # MobileNetV3's value; short runs barely feel it
+    label_smoothing: float = 0.1  # MobileNetV3 trains with it
+    warmup_fraction: float = 0.05  # linear warm-up share of the steps, then cosine to zero
+    crop_padding: int = 0  # random-crop padding in px; crops cost 5 points in a 2-epoch run
+    flip: bool = True  # random horizontal flips
+    eval_batch_size: int = 1000
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    budget_ms: float = field(metadata=flag("latency budget, e.g. 20ms, 0.02s or 20 (ms)",
+                                           name="--latency-budget", type=budget_ms))
+    trials: int = field(default=30, metadata=flag(
+        "trained candidates to reach, across reruns (over-budget ones are free)",
+        type=positive_int))
+    seed: int = field(default=0, metadata=flag("seed of the data split, sampler and training",
+                                               type=int))
+    sampler: str = field(default="tpe", metadata=flag("Optuna sampler", choices=SAMPLERS))
+    max_rejections: int = 2000  # consecutive over-budget samples before giving up
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """Round-robin timing (see `nas.latency.measure`): every item is timed once per round."""
+
+    warmup: int = 5  # untimed runs first: caches, allocator, oneDNN primitive creation
+    rounds: int = field(default=15, metadata=flag(
+        "round-robin rounds over all layers (the median across rounds is kept)",
+        type=positive_int))
+    runs: int = 3  # timed runs of a layer per round (their median is the round's value)
+    layers_per_save: int = 128  # layers timed together, then saved: a build resumes from there
+    network_rounds: int = 7  # rounds over whole networks
+    network_runs: int = 5
+    calibration_networks: int = field(default=20, metadata=flag(
+        "random whole networks timed to fit the calibration", type=positive_int))
+    validation_networks: int = 10  # more, timed alongside, to score it on networks it never saw
+    seed: int = 0  # which random networks

@@ -1,0 +1,206 @@
+"""A search run on disk: its folder's layout, its typed record (``run.json``), its best network.
+
+``run.json`` holds a versioned `RunRecord`: every setting the run was made with, and what the
+other commands (report, export) need to read it back. A record from another schema is refused
+with one line. ``best/`` has one writer, `save_best`: the architecture, the weights and the
+trial number go into one file written atomically; ``best/arch.json`` is a readable copy.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import typing
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.arch import Arch
+from nas.atomic import atomic_path, write_text
+from nas.config import DataConfig, SearchConfig, TrainConfig
+from nas.errors import UserError
+from nas.latency.target import Target
+from nas.model import ModelConfig
+
+RUN_SCHEMA = 1
+
+
+class RunError(UserError):
+    """A run folder that cannot be read: not a run, another schema, or an inconsistent best."""
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Where each of a run's files lives; the only code that knows the folder's layout."""
+
+    root: Path
+
+    @property
+    def record(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def study_db(self) -> Path:
+        return self.root / "study.db"
+
+    def trials_csv(self, suffix: str = "") -> Path:
+        return self.root / f"trials{suffix}.csv"
+
+    def pareto_csv(self, suffix: str = "") -> Path:
+        return self.root / f"pareto{suffix}.csv"
+
+    def pareto_html(self, suffix: str = "") -> Path:
+        return self.root / f"pareto{suffix}.html"
+
+    def summary(self, suffix: str = "") -> Path:
+        return self.root / f"summary{suffix}.md"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "best"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.best / "weights.pt"
+
+    @property
+    def best_arch(self) -> Path:
+        return self.best / "arch.json"
+
+    @property
+    def export(self) -> Path:
+        return self.root / "export"
+
+
+@dataclass(frozen=True)
+class LutInfo:
+    """Which latency table a run's latencies come from, and how well it was checked."""
+
+    path: str
+    sha256: str  # first 12 hex digits of the file's SHA-256
+    calibration: str  # one line: fit and held-out check
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the loaded data turned out to be."""
+
+    train: int
+    val: int
+    test: int
+    image_size: int
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    name: str
+    storage: str  # Optuna storage URL
+    space: str  # the space file's absolute path
+    space_name: str
+    search: SearchConfig
+    data: DataConfig
+    data_info: DataInfo
+    train: TrainConfig
+    model: ModelConfig
+    target: Target
+    lut: LutInfo
+    training_threads: int
+    schema: int = RUN_SCHEMA
+
+    def describe_data(self) -> str:
+        d = self.data_info
+        return (f"{self.data.dataset}: {d.train} train / {d.val} validation / {d.test} test "
+                f"images of {d.image_size}px")
+
+    def describe_settings(self) -> str:
+        return (f"{self.search.trials} trained trials, {self.search.sampler} sampler, seed "
+                f"{self.search.seed}, {self.train.epochs} epochs on {self.data_info.train} "
+                f"images, {self.training_threads} training threads")
+
+    def save(self, run: RunDir) -> None:
+        write_text(run.record, json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, run: RunDir) -> RunRecord:
+        path = run.record
+        if not path.is_file():
+            raise RunError(f"{run.root} is not a search run (no run.json); pass results/<run>")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunError(f"{path}: unreadable ({exc.__class__.__name__}); rerun the search "
+                           "to rewrite it") from exc
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema != RUN_SCHEMA:
+            raise RunError(f"{path}: written by another version of nas (run schema {schema!r}, "
+                           f"this version reads {RUN_SCHEMA}); rerun the search with this version")
+        try:
+            return _from_dict(cls, data)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise RunError(f"{path}: malformed run record ({exc}); rerun the search") from exc
+
+
+def _from_dict(cls: Any, data: Any) -> Any:
+    """Rebuild a (nested) frozen dataclass from `asdict` output; lists become tuples."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise KeyError(f"unknown field(s) {sorted(unknown)} in {cls.__name__}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in data.items():
+        kind = hints[name]
+        if is_dataclass(kind):
+            value = _from_dict(kind, value)
+        elif typing.get_origin(kind) is tuple:
+            value = tuple(value)
+        values[name] = value
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class BestNetwork:
+    """The best network under the budget: which trial, what it scored, its architecture."""
+
+    trial: int
+    arch: Arch
+    accuracy: float  # validation accuracy in [0, 1]
+    latency_ms: float  # predicted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trial": self.trial, "arch": self.arch.to_string(), "accuracy": self.accuracy,
+                "latency_ms": self.latency_ms}
+
+
+def save_best(run: RunDir, best: BestNetwork, state_dict: dict[str, torch.Tensor]) -> None:
+    """The one writer of ``best/``: network and weights in one atomically replaced file."""
+    state = {k: v.detach().contiguous() for k, v in state_dict.items()}
+    with atomic_path(run.best_checkpoint) as tmp:
+        torch.save({**best.to_dict(), "state_dict": state}, tmp)
+    write_text(run.best_arch, json.dumps(best.to_dict(), indent=2))
+
+
+def load_best(run: RunDir) -> tuple[BestNetwork, dict[str, torch.Tensor]]:
+    """The best network and its weights; refuses a ``best/`` whose two files disagree."""
+    if not run.best_checkpoint.is_file():
+        raise RunError(f"{run.root} has no trained network under its budget to export")
+    try:
+        saved = torch.load(run.best_checkpoint, weights_only=True)
+        best = BestNetwork(trial=int(saved["trial"]), arch=Arch.from_string(saved["arch"]),
+                           accuracy=float(saved["accuracy"]),
+                           latency_ms=float(saved["latency_ms"]))
+        readable = json.loads(run.best_arch.read_text())
+    except (OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError,
+            ValueError) as exc:  # damaged files: unpickling, missing keys, bad JSON
+        raise RunError(f"{run.best}: damaged ({exc.__class__.__name__}); rerun the search to "
+                       "rewrite it") from exc
+    if readable != best.to_dict():
+        raise RunError(f"{run.best}: arch.json (trial {readable.get('trial')}) and weights.pt "
+                       f"(trial {best.trial}) disagree; rerun the search to rewrite best/")
+    return best, saved["state_dict"]
