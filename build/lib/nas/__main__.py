@@ -1,7 +1,0 @@
-"""``python -m nas``: the command line."""
-
-import sys
-
-from nas.cli import main
-
-sys.exit(main())

@@ -1,0 +1,77 @@
+"""The run record (run.json) and the one writer of best/."""
+
+import json
+
+import pytest
+import torch
+
+from nas.arch import Arch
+from nas.config import DataConfig, SearchConfig, TrainConfig
+from nas.errors import UserError
+from nas.latency.target import Target
+from nas.model import MobileNet, ModelConfig
+from nas.run import (BestNetwork, DataInfo, LutInfo, RunDir, RunError, RunRecord, load_best,
+                     save_best)
+
+TINY = Arch.from_string("stem_c8_hs-ir_k3_e3_c16_s2_re-ir_k3_e3_c16_s1_hs_se-head_c32_f32_hs")
+
+
+def make_record(tmp_path, **changes) -> RunRecord:
+    record = RunRecord(
+        name="r", storage=f"sqlite:///{tmp_path / 'study.db'}", space="/spaces/s.yaml",
+        space_name="s", search=SearchConfig(budget_ms=12.5, trials=3, sampler="random"),
+        data=DataConfig(data_dir=str(tmp_path / "data"), val_samples=100),
+        data_info=DataInfo(train=500, val=100, test=200, image_size=16, mean=0.2, std=0.3),
+        train=TrainConfig(epochs=1), model=ModelConfig(1, 10), target=Target.here(input_size=32),
+        lut=LutInfo(path="t.json", sha256="abc", calibration="none"), training_threads=2)
+    return RunRecord(**{**record.__dict__, **changes})
+
+
+def test_record_round_trips_through_run_json(tmp_path):
+    run = RunDir(tmp_path / "run")
+    record = make_record(tmp_path)
+    record.save(run)
+    assert RunRecord.load(run) == record
+    assert record.describe_settings() == ("3 trained trials, random sampler, seed 0, 1 epochs on "
+                                          "500 images, 2 training threads")
+    assert record.describe_data() == ("fashion-mnist: 500 train / 100 validation / 200 test "
+                                      "images of 16px")
+
+
+def test_old_foreign_or_damaged_records_are_refused_in_one_line(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(RunError, match="not a search run"):
+        RunRecord.load(run)
+    make_record(tmp_path).save(run)
+    data = json.loads(run.record.read_text())
+    old = {k: v for k, v in data.items() if k != "schema"}  # what the first version wrote
+    for text, message in ((json.dumps(old), "another version"),
+                          (json.dumps({**data, "schema": 99}), "another version"),
+                          (json.dumps({**data, "extra": 1}), "malformed"),
+                          (json.dumps({**data, "search": {"trials": 3}}), "malformed"),
+                          (run.record.read_text()[:50], "unreadable")):
+        run.record.write_text(text)
+        with pytest.raises(RunError, match=message) as caught:
+            RunRecord.load(run)
+        assert "\n" not in str(caught.value) and str(run.record) in str(caught.value)
+    assert issubclass(RunError, UserError)
+
+
+def test_best_network_and_weights_are_one_consistent_save(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(RunError, match="no trained network"):
+        load_best(run)
+    model = MobileNet(TINY, ModelConfig(1, 10))
+    best = BestNetwork(trial=4, arch=TINY, accuracy=0.75, latency_ms=3.5)
+    save_best(run, best, model.state_dict())
+    loaded, state = load_best(run)
+    assert loaded == best
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert not [p for p in run.best.iterdir() if p.name.endswith(".tmp")]
+    # A second writer of arch.json (as reports once were) is caught, not exported silently.
+    run.best_arch.write_text(json.dumps({**best.to_dict(), "trial": 5}))
+    with pytest.raises(RunError, match="disagree"):
+        load_best(run)
+    run.best_checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(RunError, match="damaged"):
+        load_best(run)

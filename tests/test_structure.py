@@ -1,0 +1,113 @@
+"""The package's shape: no import circle, one user-error type, flags from configs, packaging."""
+
+import argparse
+import ast
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+import pytest
+
+import nas
+from nas import cli
+from nas.config import DataConfig, ProfileConfig, SearchConfig, TrainConfig
+from nas.data import DataError
+from nas.errors import UsageError, UserError
+from nas.export import ExportError
+from nas.latency.table import TableError
+from nas.latency.target import Target
+from nas.model import ModelConfig
+from nas.run import RunError
+from nas.search import SearchStalled
+from nas.space import SpaceError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_no_module_imports_the_command_line():
+    for path in (ROOT / "nas").rglob("*.py"):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert "nas.cli" not in names, f"{path} imports nas.cli"
+    code = ("import sys, nas.commands.search, nas.commands.export, nas.commands.report, "
+            "nas.commands.profile; print(any(m == 'nas.cli' for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("error", [DataError, SpaceError, TableError, ExportError, RunError,
+                                   SearchStalled, UsageError])
+def test_every_user_error_derives_from_the_one_base(error):
+    assert issubclass(error, UserError) and not issubclass(error, ValueError)
+
+
+def test_cli_turns_user_errors_into_one_line_and_keeps_tracebacks_for_bugs(monkeypatch, capsys):
+    import nas.commands.report as report
+
+    def user_error(args):
+        raise SpaceError("the space is wrong; fix it")
+
+    monkeypatch.setattr(report, "run", user_error)
+    assert cli.main(["report", "somewhere"]) == 2
+    assert capsys.readouterr().err == "error: the space is wrong; fix it\n"
+
+    def bug(args):
+        raise KeyError("internal")
+
+    monkeypatch.setattr(report, "run", bug)
+    with pytest.raises(KeyError):
+        cli.main(["report", "somewhere"])
+
+
+def _actions(command: str) -> dict[str, argparse.Action]:
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a for a in sub.choices[command]._actions}
+
+
+@pytest.mark.parametrize("command, configs", [
+    ("search", (SearchConfig, TrainConfig, DataConfig, Target)),
+    ("profile", (ProfileConfig, ModelConfig, Target))])
+def test_flags_take_their_defaults_and_help_from_the_configs(command, configs):
+    actions = _actions(command)
+    for config in configs:
+        for f in fields(config):
+            if "flag" not in f.metadata:
+                assert f.name not in actions or f.name == "seed", (config, f.name)
+                continue
+            action = actions[f.name]
+            assert action.help.startswith(f.metadata["flag"].help)
+            if f.name == "input_size":
+                assert action.default is None  # the space's resolution
+            elif f.default is MISSING:
+                assert action.required
+            else:
+                assert action.default == f.default, (config, f.name)
+    assert "dataset" not in _actions("profile")  # only where it is used
+
+
+def test_a_wheel_carries_the_default_space(tmp_path):
+    source = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    for name in ("nas", "search_spaces"):
+        shutil.copytree(ROOT / name, source / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", source)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path), str(source)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("nas-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "nas/search_spaces/mobilenetv3.yaml" in names
+    assert "nas/commands/search.py" in names
+
+
+def test_public_names_resolve():
+    for name in nas.__all__:
+        assert getattr(nas, name) is not None
+    with pytest.raises(AttributeError):
+        nas.not_a_name
