@@ -1,7 +1,8 @@
 """Command line: ``search`` (also ``run_search.py``), ``profile``, ``report``, ``export``.
 
 Every error a user can cause (a `nas.errors.UserError`, or a bad flag) ends in one line on
-stderr and exit code 2; Ctrl-C keeps what was done (the study and the report) and exits 130.
+stderr and exit code 2. Ctrl-C keeps what was done (the study and the report; the trial in
+flight is closed as failed) and exits 130; SIGTERM does the same and exits 143.
 Flags come from the config dataclasses (`nas.flags`), so their defaults and help live there.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -21,7 +23,7 @@ from nas.flags import add_flags, budget_ms, comma_list
 from nas.latency.target import Target
 from nas.model import ModelConfig
 
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
 COMMANDS = ("search", "profile", "report", "export")  # module nas.commands.<name> runs each
 
 
@@ -85,18 +87,29 @@ def configure_process() -> None:
     logging.getLogger("fvcore.nn.jit_handles").setLevel(logging.ERROR)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so it unwinds like Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         configure_process()
         return importlib.import_module(f"nas.commands.{args.command}").run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("\ninterrupted: results so far are saved; rerun the same command to resume",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, Terminated) as exc:
+        print(f"\n{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: results so "
+              "far are saved; rerun the same command to resume", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def search_main(argv: list[str] | None = None) -> int:

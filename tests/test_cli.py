@@ -1,6 +1,8 @@
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -130,28 +132,33 @@ def test_front_info_counts_and_best_by_hand():
     assert info.hypervolume == pytest.approx(0.80 * 10 + 0.05 * 8)
 
 
-def test_ctrl_c_keeps_results_and_rerun_resumes(tmp_path, idx_dir):
-    import signal
-    import time
-
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, idx_dir, signum, code):
     args = [sys.executable, str(ROOT / "run_search.py"), "--latency-budget", "1000ms",
             "--data-dir", str(idx_dir), "--val-samples", "100", "--epochs", "1",
             "--latency-input-size", "32", "--results-dir", str(tmp_path), "--run-name", "r",
             "--sampler", "random"]
+    # A shell that starts jobs in the background ignores SIGINT for them; undo that here.
     proc = subprocess.Popen([*args, "--trials", "1000"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     trials_csv = tmp_path / "r" / "trials.csv"
     deadline = time.monotonic() + 120
     while not trials_csv.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert trials_csv.exists(), "no trial finished in time"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    assert proc.returncode == code and "rerun the same command to resume" in err
     assert "Traceback" not in err
-    done = (pd.read_csv(trials_csv)["status"] == "trained").sum()
-    assert done >= 1
+    trials = pd.read_csv(trials_csv)
+    done = (trials["status"] == "trained").sum()
+    assert done >= 1 and "RUNNING" not in set(trials["state"])
     rerun = subprocess.run([*args, "--trials", str(done + 1)], cwd=ROOT, capture_output=True,
                            text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
-    assert (pd.read_csv(trials_csv)["status"] == "trained").sum() == done + 1
+    trials = pd.read_csv(trials_csv)
+    assert (trials["status"] == "trained").sum() == done + 1
+    interrupted = trials[trials["status"] == "interrupted"]
+    assert len(interrupted) <= 1 and set(interrupted["reason"]) <= {"KeyboardInterrupt",
+                                                                    "Terminated"}
