@@ -17,7 +17,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from nas.latency.predict import LatencyModel
-from nas.latency.profile import ProfileConfig, calibration_sets, profile_space, time_networks
+from nas.config import ProfileConfig
+from nas.latency.profile import calibration_sets, profile_space, time_networks
 from nas.latency.table import TableError, default_path
 from nas.latency.target import Target
 from nas.latency.validate import agreement
