@@ -1,4 +1,4 @@
-"""Shared fixtures: small data sets written in the real IDX format."""
+"""Shared fixtures: small data sets written in their real formats (IDX, image folders)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
@@ -47,3 +48,27 @@ def write_fashion_like(directory: Path, n_train: int = 600, n_test: int = 200, s
 @pytest.fixture
 def idx_dir(tmp_path: Path) -> Path:
     return write_fashion_like(tmp_path / "fmnist")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folder data sets cache their decoded images under XDG_CACHE_HOME: keep ~/.cache clean."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+def write_image(path: Path, image: Image.Image) -> Path:
+    """Save ``image`` at ``path`` (the suffix picks the format), creating folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def write_image_folder(root: Path, class_values: dict[str, int], per_class: int = 4,
+                       size: int = 12, mode: str = "RGB") -> Path:
+    """A folder with one subfolder per class whose PNGs are constant at ``class_values[c]``."""
+    for name, value in class_values.items():
+        image = Image.new("L", (size, size), value).convert(mode)
+        for i in range(per_class):
+            write_image(root / name / f"{i}.png", image)
+    return root
