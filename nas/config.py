@@ -17,9 +17,19 @@ SAMPLERS = ("tpe", "nsga2", "random")  # built by `nas.search.make_sampler`
 class DataConfig:
     """Which data set, and how much of it each candidate trains and is scored on."""
 
-    dataset: str = field(default="fashion-mnist", metadata=flag("fashion-mnist or mnist"))
+    dataset: str = field(default="fashion-mnist", metadata=flag(
+        "fashion-mnist or mnist (IDX files), folder:DIR (one subfolder of images per class) or "
+        "npz:FILE (x_train, y_train, x_test, y_test)"))
     data_dir: str | None = field(default=None, metadata=flag(
-        "folder of the data set's IDX files (default: where Debian installs it)"))
+        "folder of an IDX data set's files (default: where Debian installs it)"))
+    test_dir: str | None = field(default=None, metadata=flag(
+        "folder:DIR only: the test images, one subfolder per class (default: DIR/../test if "
+        "it exists, else a seeded share of DIR)"))
+    cache_dir: str | None = field(default=None, metadata=flag(
+        "folder:DIR only: where decoded images are cached (default: ~/.cache/nas/folders)"))
+    resolution: int | None = field(default=None, metadata=flag(
+        "input resolution for training, validation, timing and export; images are resized to "
+        "it (default: the space's)", type=positive_int))
     train_samples: int | None = field(default=10_000, metadata=flag(
         "training images per candidate, a seeded subset", type=positive_int))
     val_samples: int = field(default=5_000, metadata=flag(

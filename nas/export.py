@@ -48,9 +48,10 @@ FORMATS = ("json", *EXPORTERS)
 
 def export_network(arch: Arch, config: ModelConfig, state_dict: dict[str, torch.Tensor],
                    input_size: int, formats: tuple[str, ...], out: Path,
-                   card: dict[str, object]) -> dict[str, float]:
+                   card: dict[str, object],
+                   class_names: tuple[str, ...] = ()) -> dict[str, float]:
     """Write the requested formats (of `FORMATS`) to ``out``; returns each runtime's max
-    |logit difference| from PyTorch."""
+    |logit difference| from PyTorch. ``arch.json`` carries the class names in label order."""
     out.mkdir(parents=True, exist_ok=True)
     model = MobileNet(arch, config)
     model.load_state_dict(state_dict)
@@ -61,7 +62,8 @@ def export_network(arch: Arch, config: ModelConfig, state_dict: dict[str, torch.
         reference = model(x)
     with atomic_path(out / "weights.pt") as tmp:
         torch.save(state_dict, tmp)
-    write_text(out / "arch.json", arch.to_json())
+    write_text(out / "arch.json", json.dumps({**arch.to_dict(), "input_size": input_size,
+                                              "class_names": list(class_names)}, indent=2))
     write_text(out / "arch.txt", arch.to_string() + "\n")
     differences: dict[str, float] = {}
     for name in formats:

@@ -35,6 +35,7 @@ class Progress:
         self.shown_done = 0  # the count the last line showed
         self.width = 0  # length of the line on the terminal, to blank out a longer old one
         self.closed = False
+        self.note = ""  # shown after the count, e.g. the best result so far
 
     def __enter__(self) -> Progress:
         return self
@@ -67,7 +68,7 @@ class Progress:
         text = f"{self.label}: {self.done}/{self.total}, {elapsed:.0f}s"
         if 0 < self.done < self.total:
             text += f", ~{elapsed / self.done * (self.total - self.done):.0f}s left"
-        return text
+        return f"{text}; {self.note}" if self.note else text
 
     def _show(self, now: float) -> None:
         text = self._line(now)

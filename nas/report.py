@@ -93,6 +93,7 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
              f"- latency table: `{record.lut.path}` (sha256 {record.lut.sha256})",
              f"- latency calibration: {record.lut.calibration}",
              f"- data: {record.describe_data()}",
+             f"- resolution: {record.describe_resolution()}",
              f"- settings: {record.describe_settings()}",
              f"- budget: {info.budget_ms:g} ms; {sampled} candidates sampled, "
              f"{info.over_budget} excluded by the budget before training "

@@ -90,9 +90,10 @@ class DataInfo:
     train: int
     val: int
     test: int
-    image_size: int
-    mean: float
-    std: float
+    image_size: int  # the run's resolution: images were resized to it
+    class_names: tuple[str, ...]  # label i is class_names[i]
+    mean: tuple[float, ...]  # per channel, of the training split, in [0, 1]
+    std: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,17 @@ class RunRecord:
     def describe_data(self) -> str:
         d = self.data_info
         return (f"{self.data.dataset}: {d.train} train / {d.val} validation / {d.test} test "
-                f"images of {d.image_size}px")
+                f"images of {d.image_size}px, {len(d.mean)} channel(s), {len(d.class_names)} "
+                "classes")
+
+    def describe_resolution(self) -> str:
+        """One resolution for the whole run, or the opt-in mismatch, said plainly."""
+        trained, timed = self.data_info.image_size, self.target.input_size
+        if trained == timed:
+            return f"{trained}x{trained} px for training, validation, latency and export"
+        return (f"MISMATCH (--latency-input-size): trained, validated and exported at "
+                f"{trained}x{trained} px, latency predicted at {timed}x{timed} px; the "
+                "latencies belong to a network the export does not ship")
 
     def describe_settings(self) -> str:
         return (f"{self.search.trials} trained trials, {self.search.sampler} sampler, seed "

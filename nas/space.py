@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Protocol, Sequence
 
-from nas.arch import ACTIVATIONS, Arch, BlockSpec, Head, Stem
+from nas.arch import ACTIVATIONS, Arch, BlockSpec, Head, Stem, conv_output_size
 from nas.errors import UserError
 
 # The shipped spaces: ``search_spaces/`` in the checkout, linked from ``nas/search_spaces``, which
 # a wheel carries as package data.
 SHIPPED_SPACES = Path(str(importlib.resources.files("nas"))) / "search_spaces"
-DEFAULT_SPACE = SHIPPED_SPACES / "mobilenetv3.yaml"
+DEFAULT_SPACE = SHIPPED_SPACES / "mobilenetv3-28px.yaml"  # fits the default data
 
 
 class SpaceError(UserError):
@@ -126,6 +126,38 @@ class SearchSpace:
         """
         depths = [max(s.depths) for s in self.stages]
         return [self.build(depths, [[c] * d for d in depths]) for c in self.choices()]
+
+    def stage_input_sizes(self, resolution: int) -> list[tuple[int, int]]:
+        """Per searchable stage, the input map size of its first block and of its later ones."""
+        size = conv_output_size(resolution, self.stem.stride)
+        for block in self.fixed_blocks:
+            size = conv_output_size(size, block.stride)
+        sizes = []
+        for stage in self.stages:
+            after = conv_output_size(size, stage.stride)
+            sizes.append((size, after))
+            size = after
+        return sizes
+
+    def invisible_kernels(self, resolution: int) -> list[str]:
+        """Kernel choices that training at ``resolution`` cannot tell apart, one line each.
+
+        A k x k depthwise kernel with 'same' padding reaches, from every output position, every
+        input position of a map of side s once k // 2 >= s - 1; a larger kernel then adds
+        nothing. So a kernel is visible only where the next smaller choice k' leaves part of the
+        map out of reach: s >= (k' + 1) / 2 + 1 (4x4 maps for 7 after 5, 3x3 for 5 after 3).
+        Empty when every searched kernel can change what every stage computes.
+        """
+        problems = []
+        kernels = sorted(self.kernels)
+        for i, (first, later) in enumerate(self.stage_input_sizes(resolution)):
+            smallest_map = min(first, later) if max(self.stages[i].depths) > 1 else first
+            for smaller, kernel in zip(kernels, kernels[1:]):
+                if smallest_map <= smaller // 2 + 1:
+                    problems.append(f"stage {i + 1} sees {smallest_map}x{smallest_map} maps at "
+                                    f"{resolution}px: kernel {kernel} computes what kernel "
+                                    f"{smaller} does")
+        return problems
 
     def size(self) -> int:
         """How many distinct architectures the space holds."""

@@ -10,6 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nas.space import resolve_space
+
+# The ImageNet-style 224 px space: tests that count its stages and feature maps use it by name.
+LARGE_SPACE = resolve_space("mobilenetv3")
+
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
     """Write ``array`` (uint8) as an IDX file, gzip-compressed when ``compress``."""

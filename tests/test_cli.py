@@ -60,7 +60,7 @@ def test_missing_data_dir_and_corrupt_idx_exit_2_naming_the_path(tmp_path, idx_d
 def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, capsys):
     results = tmp_path / "results"
     common = ["search", "--latency-budget", "1000ms", "--data-dir", str(idx_dir),
-              "--val-samples", "100", "--epochs", "1", "--latency-input-size", "32",
+              "--val-samples", "100", "--epochs", "1",
               "--results-dir", str(results), "--run-name", "tiny", "--sampler", "random"]
     assert main([*common, "--trials", "2"]) == 0
     run = results / "tiny"
@@ -74,7 +74,9 @@ def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, caps
     html = (run / "pareto.html").read_text()
     assert "plotly.js" in html.lower() or "Plotly" in html  # inlined, readable offline
     assert "budget 1000 ms" in html
-    assert list((results / "luts").glob("mobilenetv3-large-torch-*.json"))
+    assert list((results / "luts").glob("mobilenetv3-28px-torch-*.json"))
+    summary = (run / "summary.md").read_text()
+    assert "- resolution: 28x28 px for training, validation, latency and export" in summary
 
     assert main([*common, "--trials", "3"]) == 0  # resumes: one more trained candidate
     assert (pd.read_csv(run / "trials.csv")["status"] == "trained").sum() == 3
@@ -88,7 +90,7 @@ def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, caps
     # prediction and the measurement are both in the card.
     assert card["measured_latency_ms"] > 0 and card["predicted_latency_ms"] > 0
     # Accuracy on the test split (never seen by the search), with the run's normalisation.
-    data = load_dataset("fashion-mnist", idx_dir, val_samples=100, seed=0)
+    data = load_dataset("fashion-mnist", idx_dir, val_samples=100, seed=0, resolution=28)
     model = MobileNet(Arch.from_json((out / "arch.json").read_text()), ModelConfig(1, 10))
     model.load_state_dict(torch.load(out / "weights.pt", weights_only=True))
     assert card["test_accuracy"] == top1_accuracy(model, data.test, data)
@@ -107,8 +109,15 @@ def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, caps
     assert exited.value.code == 2 and "choose from json" in capsys.readouterr().err
 
     lut = next((results / "luts").glob("*.json"))
+    best_before = (run / "best" / "weights.pt").read_bytes()
     assert main(["report", str(run), "--lut", str(lut), "--latency-budget", "0.5ms"]) == 0
-    assert list(run.glob("summary-*.md"))
+    assert main(["report", str(run), "--latency-budget", "0.5ms"]) == 0
+    assert (run / "summary-0.5ms.md").is_file() and list(run.glob("summary-*-0.5ms.md"))
+    assert (run / "best" / "weights.pt").read_bytes() == best_before  # re-scoring leaves best/
+    assert main(["export", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    exported = json.loads((out / "arch.json").read_text())
+    assert exported["class_names"][:2] == ["T-shirt/top", "Trouser"]
+    assert exported["input_size"] == 28
 
 
 @pytest.mark.parametrize("flags", [["--trials", "abc"], ["--sampler", "grid"], ["--trials", "0"]])
@@ -136,7 +145,7 @@ def test_front_info_counts_and_best_by_hand():
 def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, idx_dir, signum, code):
     args = [sys.executable, str(ROOT / "run_search.py"), "--latency-budget", "1000ms",
             "--data-dir", str(idx_dir), "--val-samples", "100", "--epochs", "1",
-            "--latency-input-size", "32", "--results-dir", str(tmp_path), "--run-name", "r",
+            "--results-dir", str(tmp_path), "--run-name", "r",
             "--sampler", "random"]
     # A shell that starts jobs in the background ignores SIGINT for them; undo that here.
     proc = subprocess.Popen([*args, "--trials", "1000"], cwd=ROOT, stdout=subprocess.PIPE,

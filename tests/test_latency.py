@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from conftest import LARGE_SPACE
 from nas.arch import Arch
 from nas.latency.calibrate import Calibration, fit_calibration
 from nas.latency.layers import Layer, arch_layers
@@ -17,7 +18,7 @@ from nas.latency.table import SCHEMA_VERSION, LatencyTable, TableError
 from nas.latency.target import Target
 from nas.latency.validate import agreement
 from nas.model import MobileNet, ModelConfig
-from nas.space import load_space
+from nas.space import load_space, resolve_space
 
 SMALL = Arch.from_string("stem_c8_hs-ir_k3_e3_c16_s2_re-ir_k5_e4_c16_s1_hs_se-head_c32_f32_hs")
 
@@ -33,7 +34,7 @@ def test_fingerprint_is_stable_and_covers_every_field():
 
 
 def test_layers_track_feature_map_sizes_at_224():
-    arch = load_space().covering_archs()[0]
+    arch = load_space(LARGE_SPACE).covering_archs()[0]
     layers = arch_layers(arch, 224, 1, 10)
     assert layers[0].key == "stem_c16_hs@224x224x1"
     sizes = [l.in_size for l in layers[1:]]
@@ -44,7 +45,7 @@ def test_layers_track_feature_map_sizes_at_224():
 
 
 def test_every_space_layer_is_enumerated_once():
-    space = load_space()
+    space = load_space(LARGE_SPACE)
     keys = {l.key for a in space.covering_archs() for l in arch_layers(a, 224, 1, 10)}
     # 5 stages x (first position + later positions) x 36 choices, plus stem, fixed block, head
     assert len(keys) == 5 * 2 * 36 + 3
@@ -80,9 +81,9 @@ import resource, sys, torch
 from nas.latency.measure import build_runner, time_round_robin
 from nas.latency.target import Target
 from nas.model import MobileNet, ModelConfig
-from nas.space import load_space
+from nas.space import load_space, resolve_space
 target = Target.here(allocator=sys.argv[1])
-run = build_runner(target, MobileNet(load_space().covering_archs()[0], ModelConfig()), 1, 224)
+run = build_runner(target, MobileNet(load_space(resolve_space("mobilenetv3")).covering_archs()[0], ModelConfig()), 1, 224)
 time_round_robin([run], threads=1, warmup=1, rounds=2, runs=1)
 torch.set_num_threads(1)
 for _ in range(3):

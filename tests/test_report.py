@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from conftest import LARGE_SPACE
 from nas.config import SearchConfig
 from nas.report import front_info, pareto_figure, summary_markdown, trials_frame, write_report
 from nas.run import RunDir
@@ -15,7 +16,7 @@ from test_search import BlockCountLatency, FakeEvaluator
 @pytest.fixture
 def study(tmp_path):
     study = open_study(f"sqlite:///{tmp_path / 'study.db'}", "r", make_sampler("random", 0))
-    search(study, load_space(), BlockCountLatency(), FakeEvaluator(diverge_on=2),
+    search(study, load_space(LARGE_SPACE), BlockCountLatency(), FakeEvaluator(diverge_on=2),
            SearchConfig(budget_ms=14, trials=6))
     return study
 

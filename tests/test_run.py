@@ -21,7 +21,8 @@ def make_record(tmp_path, **changes) -> RunRecord:
         name="r", storage=f"sqlite:///{tmp_path / 'study.db'}", space="/spaces/s.yaml",
         space_name="s", search=SearchConfig(budget_ms=12.5, trials=3, sampler="random"),
         data=DataConfig(data_dir=str(tmp_path / "data"), val_samples=100),
-        data_info=DataInfo(train=500, val=100, test=200, image_size=16, mean=0.2, std=0.3),
+        data_info=DataInfo(train=500, val=100, test=200, image_size=32,
+                           class_names=tuple("abcdefghij"), mean=(0.2,), std=(0.3,)),
         train=TrainConfig(epochs=1), model=ModelConfig(1, 10), target=Target.here(input_size=32),
         lut=LutInfo(path="t.json", sha256="abc", calibration="none"), training_threads=2)
     return RunRecord(**{**record.__dict__, **changes})
@@ -35,7 +36,10 @@ def test_record_round_trips_through_run_json(tmp_path):
     assert record.describe_settings() == ("3 trained trials, random sampler, seed 0, 1 epochs on "
                                           "500 images, 2 training threads")
     assert record.describe_data() == ("fashion-mnist: 500 train / 100 validation / 200 test "
-                                      "images of 16px")
+                                      "images of 32px, 1 channel(s), 10 classes")
+    assert record.describe_resolution().startswith("32x32 px for training")
+    other = make_record(tmp_path, target=Target.here(input_size=224))
+    assert other.describe_resolution().startswith("MISMATCH")
 
 
 def test_old_foreign_or_damaged_records_are_refused_in_one_line(tmp_path):

@@ -3,13 +3,14 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nas.space import SpaceError, load_space, random_archs
+from conftest import LARGE_SPACE
+from nas.space import SHIPPED_SPACES, SpaceError, load_space, random_archs
 
 GOOD = Path(__file__).resolve().parent.parent / "search_spaces" / "mobilenetv3.yaml"
 
 
 def test_default_space_follows_mobilenetv3_large():
-    space = load_space()
+    space = load_space(LARGE_SPACE)
     assert space.resolution == 224
     assert [(s.channels, s.stride) for s in space.stages] == [
         (24, 2), (40, 2), (80, 2), (112, 1), (160, 2)]
@@ -20,7 +21,7 @@ def test_default_space_follows_mobilenetv3_large():
 
 
 def test_sampling_respects_depths_and_strides():
-    space = load_space()
+    space = load_space(LARGE_SPACE)
     for arch in random_archs(space, 30, seed=1):
         searchable = arch.blocks[len(space.fixed_blocks):]
         assert 10 <= len(searchable) <= 20
@@ -28,7 +29,7 @@ def test_sampling_respects_depths_and_strides():
 
 
 def test_optuna_trials_sample_only_the_blocks_the_depth_keeps():
-    space = load_space()
+    space = load_space(LARGE_SPACE)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     trial = study.ask()
     arch = space.sample(trial)
@@ -39,13 +40,13 @@ def test_optuna_trials_sample_only_the_blocks_the_depth_keeps():
 
 
 def test_same_seed_same_architectures():
-    space = load_space()
+    space = load_space(LARGE_SPACE)
     assert random_archs(space, 5, seed=7) == random_archs(space, 5, seed=7)
     assert random_archs(space, 5, seed=7) != random_archs(space, 5, seed=8)
 
 
 def test_held_out_architectures_skip_the_excluded_ones():
-    space = load_space()
+    space = load_space(LARGE_SPACE)
     first = random_archs(space, 5, seed=7)
     held_out = random_archs(space, 5, seed=7, exclude=set(first[:3]))
     # The same stream with the first three skipped: the next samples take their places.
@@ -68,7 +69,7 @@ def test_holding_out_from_a_space_with_nothing_left_is_refused(tmp_path):
 
 
 def test_covering_archs_contain_every_choice_at_every_position():
-    space = load_space()
+    space = load_space(LARGE_SPACE)
     archs = space.covering_archs()
     assert len(archs) == len(space.choices())
     assert {(b.kernel, b.expansion, b.se, b.activation) for a in archs for b in a.blocks[1:]} == {
@@ -100,3 +101,23 @@ def test_unreadable_and_invalid_yaml_are_refused(tmp_path):
     bad.write_text("stages: [\n")
     with pytest.raises(SpaceError, match="not valid YAML"):
         load_space(bad)
+
+
+@pytest.mark.parametrize("path", sorted(SHIPPED_SPACES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_space_lets_training_see_every_kernel_choice(path):
+    space = load_space(path)
+    assert space.invisible_kernels(space.resolution) == []
+
+
+def test_invisible_kernels_are_found_where_maps_are_too_small():
+    large = load_space(LARGE_SPACE)  # the 224 px stride plan, trained at 28 px (as it once was)
+    problems = large.invisible_kernels(28)
+    assert any(p.startswith("stage 5 sees 1x1 maps") for p in problems)
+    assert large.stage_input_sizes(28)[2] == (4, 2)
+    small = load_space()  # the default, for 28-32 px data
+    assert small.stage_input_sizes(28) == [(14, 7), (7, 4), (4, 4), (4, 4)]
+    assert small.invisible_kernels(32) == []
+    # at 24 px the last stages see 3x3 maps: kernel 7 adds nothing to kernel 5 there
+    assert small.invisible_kernels(24) == [
+        f"stage {i} sees 3x3 maps at 24px: kernel 7 computes what kernel 5 does"
+        for i in (2, 3, 4)]

@@ -19,9 +19,10 @@ def space_from_args(args: argparse.Namespace) -> tuple[Path, SearchSpace]:
     return path, load_space(path)
 
 
-def target_from_args(args: argparse.Namespace, space: SearchSpace) -> Target:
-    """This machine as the latency target; the resolution is the space's unless a flag says."""
-    return from_args(Target, args, input_size=args.input_size or space.resolution,
+def target_from_args(args: argparse.Namespace, resolution: int) -> Target:
+    """This machine as the latency target, timing at ``resolution`` (the run's) unless
+    ``--latency-input-size`` says otherwise."""
+    return from_args(Target, args, input_size=args.input_size or resolution,
                      software=backend_version(args.backend))
 
 
@@ -36,6 +37,8 @@ def lut_info(path: Path, table: LatencyTable) -> LutInfo:
 
 
 def load_data(config: DataConfig) -> Dataset:
-    """The data set of a run, split as the config says."""
+    """The data set of a run, split and resized as the config says."""
     return load_dataset(config.dataset, config.data_dir, val_samples=config.val_samples,
-                        train_samples=config.train_samples, seed=config.seed)
+                        train_samples=config.train_samples, seed=config.seed,
+                        resolution=config.resolution, cache_dir=config.cache_dir,
+                        test_dir=config.test_dir)

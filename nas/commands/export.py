@@ -30,12 +30,18 @@ def run(args: argparse.Namespace) -> int:
         "predicted_latency_ms": best.latency_ms, "target": record.target.describe(),
         "lut": record.lut.path, "lut_hash": record.lut.sha256, "seed": record.search.seed,
         "data": record.describe_data(),
-        "normalization": {"mean": record.data_info.mean, "std": record.data_info.std},
-        "input": f"{record.model.in_channels}x{{H}}x{{W}} float, normalized",
+        "class_names": list(record.data_info.class_names),
+        "normalization": {"mean": list(record.data_info.mean),
+                          "std": list(record.data_info.std)},
+        "input": (f"{record.model.in_channels}x{record.data_info.image_size}x"
+                  f"{record.data_info.image_size} float (RGB or grey as trained), scaled to "
+                  "[0, 1] then normalized per channel"),
+        "resolution": record.describe_resolution(),
         "test_accuracy": _test_accuracy(best.arch, record, state, args.data_dir),
         **_measured_latency(best, record.target, record.model)}
     diffs = export_network(best.arch, record.model, state, input_size=record.data_info.image_size,
-                           formats=args.format, out=out, card=card)
+                           formats=args.format, out=out, card=card,
+                           class_names=record.data_info.class_names)
     print(f"exported trial {best.trial} to {out}/ ({', '.join(args.format)}); max |diff| vs "
           f"PyTorch: {diffs}")
     return 0

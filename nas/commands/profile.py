@@ -14,7 +14,7 @@ from nas.model import ModelConfig
 
 def run(args: argparse.Namespace) -> int:
     _, space = space_from_args(args)
-    target = target_from_args(args, space)
+    target = target_from_args(args, space.resolution)
     path = args.out or default_path(args.results_dir, space.name, target)
     table = profile_space(path, space, target, from_args(ModelConfig, args),
                           from_args(ProfileConfig, args))

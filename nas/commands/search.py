@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import sys
+
 import optuna
 import torch
-from tqdm import tqdm
 
 from nas.arch import Arch
 from nas.commands.common import load_data, lut_info, space_from_args, target_from_args
@@ -20,6 +21,7 @@ from nas.latency.predict import LatencyModel
 from nas.latency.profile import profile_space
 from nas.latency.table import LatencyTable, default_path
 from nas.model import ModelConfig
+from nas.progress import Progress
 from nas.report import trials_frame, write_report
 from nas.run import BestNetwork, DataInfo, RunDir, RunRecord, save_best
 from nas.search import (ARCH, LATENCY, STATUS, Status, best_under_budget, make_sampler,
@@ -30,12 +32,18 @@ from nas.space import SearchSpace
 def run(args: argparse.Namespace) -> int:
     config = from_args(SearchConfig, args)
     space_path, space = space_from_args(args)
-    data_config = from_args(DataConfig, args, seed=config.seed)
+    data_config = from_args(DataConfig, args, seed=config.seed,
+                            resolution=args.resolution or space.resolution)
     data = load_data(data_config)
+    for note in data.notes:
+        print(f"data: {note}", file=sys.stderr)
+    for problem in space.invisible_kernels(data.image_size):
+        print(f"warning: {problem}; pick a space whose stride plan fits {data.image_size}px",
+              file=sys.stderr)
     model_config = ModelConfig(in_channels=data.in_channels, num_classes=data.num_classes)
     name = args.run_name or f"{space.name}-{config.budget_ms:g}ms-seed{config.seed}"
     run_dir = RunDir(args.results_dir / name)
-    lut_path, table = _latency_table(args, space, model_config)
+    lut_path, table = _latency_table(args, space, model_config, data.image_size)
     storage = args.storage or f"sqlite:///{run_dir.study_db.resolve()}"
     record = RunRecord(
         name=name, storage=storage, space=str(space_path.resolve()), space_name=space.name,
@@ -58,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _latency_table(args: argparse.Namespace, space: SearchSpace,
-                   model_config: ModelConfig) -> tuple[Path, LatencyTable]:
+def _latency_table(args: argparse.Namespace, space: SearchSpace, model_config: ModelConfig,
+                   resolution: int) -> tuple[Path, LatencyTable]:
     """The table given with ``--lut``, else this machine's, profiled now if not cached."""
     if args.lut is not None:
         return args.lut, LatencyTable.load(args.lut, space=space.name)
-    target = target_from_args(args, space)
+    target = target_from_args(args, resolution)
     path = default_path(args.results_dir, space.name, target)
     print(f"latency table {path} ({target.describe()})")
     return path, profile_space(path, space, target, model_config)
@@ -71,7 +79,8 @@ def _latency_table(args: argparse.Namespace, space: SearchSpace,
 
 def _data_info(data: Dataset) -> DataInfo:
     return DataInfo(train=len(data.train), val=len(data.val), test=len(data.test),
-                    image_size=data.image_size, mean=data.mean, std=data.std)
+                    image_size=data.image_size, class_names=data.class_names, mean=data.mean,
+                    std=data.std)
 
 
 class _Monitor:
@@ -80,28 +89,27 @@ class _Monitor:
     def __init__(self, study: optuna.Study, run_dir: RunDir, record: RunRecord,
                  evaluator: TrainEvaluator) -> None:
         self.study, self.run_dir, self.record, self.evaluator = study, run_dir, record, evaluator
-        budget = record.search.budget_ms
-        self.bar = tqdm(total=record.search.trials, unit="trained", dynamic_ncols=True,
-                        initial=min(trained_count(study), record.search.trials),
-                        desc=f"search <= {budget:g} ms")
+        self.progress = Progress(f"search <= {record.search.budget_ms:g} ms, trained",
+                                 record.search.trials)
+        self.progress.step(min(trained_count(study), record.search.trials))
 
     def on_trial(self, trial: optuna.trial.FrozenTrial) -> None:
         if trial.user_attrs.get(STATUS) not in (Status.TRAINED, Status.FAILED):
             return
-        self.bar.update(1)
         best = best_under_budget(self.study.trials, self.record.search.budget_ms)
         if best is not None:
-            self.bar.set_postfix_str(f"best {100 * best.values[0]:.2f}% @ "
-                                     f"{best.user_attrs[LATENCY]:.1f} ms")
+            self.progress.note = (f"best {100 * best.values[0]:.2f}% @ "
+                                  f"{best.user_attrs[LATENCY]:.2f} ms")
             if best.number == trial.number and self.evaluator.last is not None:
                 network = BestNetwork(trial=best.number, arch=Arch.from_string(
                     best.user_attrs[ARCH]), accuracy=best.values[0],
                     latency_ms=best.user_attrs[LATENCY])
                 save_best(self.run_dir, network, self.evaluator.last.state_dict())
         self._report()
+        self.progress.step()
 
     def close(self) -> None:
-        self.bar.close()
+        self.progress.close()
         self._report()
 
     def _report(self) -> None:

@@ -6,7 +6,6 @@ Needs only torch: this is what ``python -m nas profile`` runs on a device.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from nas.latency.table import LatencyTable, TableError
 from nas.latency.target import Target
 from nas.latency.validate import agreement
 from nas.model import MobileNet, ModelConfig
+from nas.progress import Progress
 from nas.space import SearchSpace, random_archs
 
 
@@ -34,25 +34,6 @@ def open_table(path: Path, space: SearchSpace, target: Target) -> LatencyTable:
     return table
 
 
-class _Progress:
-    """A one-line progress report on stderr (no tqdm: this path runs with torch only)."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.done, self.start = label, total, 0, time.perf_counter()
-        self.shown = 0.0
-
-    def step(self, *_: object) -> None:
-        self.done += 1
-        elapsed = time.perf_counter() - self.start
-        if elapsed - self.shown < 2 and self.done < self.total:
-            return
-        self.shown = elapsed
-        eta = elapsed / self.done * (self.total - self.done)
-        end = "\n" if self.done == self.total else ""
-        print(f"\r{self.label}: {self.done}/{self.total}, {elapsed:.0f}s elapsed, ~{eta:.0f}s left",
-              end=end, file=sys.stderr, flush=True)
-
-
 def measure_layers(table: LatencyTable, layers: Sequence[Layer], path: Path,
                    config: ProfileConfig, *, label: str = "layers") -> int:
     """Time the layers the table lacks on this machine (its target), round-robin, in groups of
@@ -60,17 +41,23 @@ def measure_layers(table: LatencyTable, layers: Sequence[Layer], path: Path,
     missing = table.missing(layers)
     size = config.layers_per_save
     groups = [missing[i:i + size] for i in range(0, len(missing), size)]
-    progress = _Progress(f"{label} ({len(missing)}, {config.rounds} rounds each)",
-                         len(groups) * config.rounds)
-    for group in groups:
-        runners = [build_runner(table.target, layer.build(), layer.in_channels, layer.in_size)
-                   for layer in group]
-        timings = time_round_robin(runners, threads=table.target.threads, warmup=config.warmup,
-                                   rounds=config.rounds, runs=config.runs,
-                                   on_round=progress.step)
-        table.entries.update({layer.key: t for layer, t in zip(group, timings, strict=True)})
-        table.save(path)
+    progress = Progress(f"{label} ({len(missing)}, {config.rounds} rounds each)",
+                        len(groups) * config.rounds)
+    with progress:
+        for group in groups:
+            _time_group(table, group, config, progress)
+            table.save(path)
     return len(missing)
+
+
+def _time_group(table: LatencyTable, group: Sequence[Layer], config: ProfileConfig,
+                progress: Progress) -> None:
+    runners = [build_runner(table.target, layer.build(), layer.in_channels, layer.in_size)
+               for layer in group]
+    timings = time_round_robin(runners, threads=table.target.threads, warmup=config.warmup,
+                               rounds=config.rounds, runs=config.runs,
+                               on_round=lambda _: progress.step())
+    table.entries.update({layer.key: t for layer, t in zip(group, timings, strict=True)})
 
 
 def time_networks(archs: Sequence[Arch], target: Target, model_config: ModelConfig,
@@ -78,10 +65,10 @@ def time_networks(archs: Sequence[Arch], target: Target, model_config: ModelConf
     """End-to-end latency of whole networks on this machine, timed round-robin."""
     runners = [build_runner(target, MobileNet(a, model_config), model_config.in_channels,
                             target.input_size) for a in archs]
-    progress = _Progress(f"networks ({len(archs)})", config.network_rounds)
-    return time_round_robin(runners, threads=target.threads, warmup=config.warmup,
-                            rounds=config.network_rounds, runs=config.network_runs,
-                            on_round=progress.step)
+    with Progress(f"networks ({len(archs)})", config.network_rounds) as progress:
+        return time_round_robin(runners, threads=target.threads, warmup=config.warmup,
+                                rounds=config.network_rounds, runs=config.network_runs,
+                                on_round=lambda _: progress.step())
 
 
 def calibrate(table: LatencyTable, fit_on: Sequence[Arch], held_out: Sequence[Arch],
