@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 
@@ -33,3 +34,15 @@ def hypervolume(points: Sequence[tuple[float, float]], ref_accuracy: float,
         area += (accuracy - prev_accuracy) * (ref_latency - latency)
         prev_accuracy = accuracy
     return area
+
+
+def noise_margin(seed_std: float, z: float = 2.0) -> float:
+    """How far apart two accuracies must be to differ by more than seed noise: each carries a
+    seed std ``seed_std``, so their difference has std sqrt(2) * seed_std; ``z`` of those."""
+    return z * math.sqrt(2.0) * seed_std
+
+
+def within_noise(accuracies: Sequence[float], reference: float, seed_std: float) -> list[bool]:
+    """Which accuracies cannot be told apart from ``reference`` (see `noise_margin`)."""
+    margin = noise_margin(seed_std)
+    return [abs(reference - a) <= margin for a in accuracies]

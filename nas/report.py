@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
 from nas.atomic import atomic_path, write_text
-from nas.pareto import hypervolume, pareto_front
+from nas.pareto import hypervolume, noise_margin, pareto_front, within_noise
 from nas.run import RunDir, RunRecord
 from nas.search import ARCH, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON, SECONDS, STATUS, Status
 
@@ -44,21 +44,27 @@ class FrontInfo:
     over_budget: int  # sampled, rejected before training
     failed: int
     hypervolume: float  # of the front, reference (accuracy 0, latency = budget)
+    seed_std: float  # seed noise of one accuracy, in points
+    within_noise: pd.DataFrame  # trained within budget, indistinguishable from the best
 
 
-def front_info(frame: pd.DataFrame, budget_ms: float) -> FrontInfo:
+def front_info(frame: pd.DataFrame, budget_ms: float, seed_std: float) -> FrontInfo:
     trained = frame[frame["status"] == Status.TRAINED]
     feasible = trained[trained["latency_ms"] <= budget_ms].reset_index(drop=True)
     points = list(zip(feasible["accuracy"], feasible["latency_ms"]))
     front = feasible.iloc[pareto_front(points)].reset_index(drop=True)
     best = None
+    tied = feasible.iloc[:0]
     if len(feasible):
         best = feasible.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+        mask = within_noise(list(100 * feasible["accuracy"]), 100 * best["accuracy"], seed_std)
+        tied = feasible[mask].sort_values("latency_ms").reset_index(drop=True)
     return FrontInfo(budget_ms=budget_ms, front=front, best=best, trained=len(trained),
                      within_budget=len(feasible),
                      over_budget=int((frame["status"] == Status.OVER_BUDGET).sum()),
                      failed=int((frame["status"] == Status.FAILED).sum()),
-                     hypervolume=hypervolume(points, 0.0, budget_ms))
+                     hypervolume=hypervolume(points, 0.0, budget_ms), seed_std=seed_std,
+                     within_noise=tied)
 
 
 def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure:
@@ -73,6 +79,7 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
             x=data["latency_ms"], y=data["accuracy"] * 100, mode="markers", name=name,
             marker={"color": color, "size": 8},
             error_x={"type": "data", "array": data["latency_err_ms"], "thickness": 1},
+            error_y={"type": "constant", "value": info.seed_std, "thickness": 1},
             customdata=data[["number", "arch"]],
             hovertemplate="trial %{customdata[0]}<br>%{y:.2f}% at %{x:.2f} ms"
                           "<br>%{customdata[1]}<extra></extra>"))
@@ -82,7 +89,8 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
     fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black",
                   annotation_text=f"budget {info.budget_ms:g} ms")
     fig.update_layout(title=title, xaxis_title="predicted latency (ms)",
-                      yaxis_title="validation accuracy (%)", template="plotly_white")
+                      yaxis_title=f"validation accuracy (%), +- seed std {info.seed_std:g}",
+                      template="plotly_white")
     return fig
 
 
@@ -111,6 +119,7 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
                   f"{b['macs'] / 1e6:.1f} M MACs at the training resolution, "
                   f"{b['params'] / 1e6:.2f} M parameters",
                   f"- `{b['arch']}`"]
+    lines += _noise_lines(info)
     lines += ["", "## Pareto front", "", "| trial | accuracy | latency (ms) | arch |",
               "|---|---|---|---|"]
     for _, r in info.front.iterrows():
@@ -119,11 +128,34 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _noise_lines(info: FrontInfo) -> list[str]:
+    """Which candidates the seed noise cannot tell apart from the best, and the fastest of them."""
+    margin = noise_margin(info.seed_std)
+    lines = ["", "## Noise", "",
+             f"- seed noise: {info.seed_std:g} points (std of one candidate's validation "
+             f"accuracy over training seeds); two accuracies differ by more than noise when "
+             f"they are more than {margin:.2f} points apart (2 x sqrt(2) x the seed std)"]
+    if info.best is None:
+        return lines
+    others = info.within_noise[info.within_noise["number"] != info.best["number"]]
+    if others.empty:
+        lines.append(f"- the best network is ahead of every other candidate under the budget by "
+                     f"more than {margin:.2f} points")
+        return lines
+    fastest = info.within_noise.iloc[0]
+    trials = ", ".join(str(int(n)) for n in info.within_noise["number"])
+    lines.append(f"- within noise of the best ({len(info.within_noise)} candidates: trials "
+                 f"{trials}): the search cannot rank them; the fastest of them is trial "
+                 f"{int(fastest['number'])} at {fastest['latency_ms']:.2f} ms "
+                 f"({100 * fastest['accuracy']:.2f}%)")
+    return lines
+
+
 def write_report(run: RunDir, frame: pd.DataFrame, budget_ms: float, record: RunRecord,
                  suffix: str = "") -> FrontInfo:
     """trials.csv, pareto.csv, pareto.html (plotly.js inlined) and summary.md, each written
     atomically; ``suffix`` names a re-scored report beside the run's own."""
-    info = front_info(frame, budget_ms)
+    info = front_info(frame, budget_ms, record.search.seed_std)
     with atomic_path(run.trials_csv(suffix)) as tmp:
         frame.to_csv(tmp, index=False)
     with atomic_path(run.pareto_csv(suffix)) as tmp:

@@ -134,8 +134,9 @@ def test_front_info_counts_and_best_by_hand():
         "accuracy": [0.80, 0.85, 0.83, None, None, 0.90],
         "latency_ms": [10.0, 12.0, 15.0, 25.0, 11.0, 21.0],
         "number": [0, 1, 2, 3, 4, 5]})
-    info = front_info(frame, 20.0)
+    info = front_info(frame, 20.0, seed_std=1.0)  # margin 2 x sqrt(2) = 2.83 points
     assert (info.trained, info.within_budget, info.over_budget, info.failed) == (4, 3, 1, 1)
+    assert list(info.within_noise["number"]) == [1, 2]  # 85% and 83%; 80% is 5 points off
     assert list(info.front["number"]) == [0, 1]
     assert int(info.best["number"]) == 1
     assert info.hypervolume == pytest.approx(0.80 * 10 + 0.05 * 8)

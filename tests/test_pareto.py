@@ -14,3 +14,13 @@ def test_hypervolume_by_hand():
     # slabs: 0.7 x 25 + 0.1 x 20 + 0.05 x 18 + 0.05 x 10
     assert hypervolume(points, 0.0, 30) == pytest.approx(20.9)
     assert hypervolume(points, 0.0, 4) == 0.0
+
+
+def test_rank_correlations_by_hand():
+    from nas.stats import kendall_tau, ranks, spearman
+
+    assert ranks([10, 30, 20, 20]) == [1.0, 4.0, 2.5, 2.5]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # pairs: (1,2)+ (1,3)+ (1,4)+ (2,3)- (2,4)+ (3,4)+ -> (5 - 1) / 6
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)

@@ -34,7 +34,7 @@ def test_trials_frame_has_one_row_per_finished_trial_and_accuracy_only_when_trai
 def test_summary_states_provenance_counts_best_and_front(study, tmp_path):
     frame = trials_frame(study.trials)
     record = make_record(tmp_path)
-    info = front_info(frame, 14)
+    info = front_info(frame, 14, seed_std=100.0)  # everything is within noise
     text = summary_markdown(info, record)
     sampled = len(frame)
     over = int((frame["status"] == Status.OVER_BUDGET).sum())
@@ -47,11 +47,19 @@ def test_summary_states_provenance_counts_best_and_front(study, tmp_path):
         in text
     for _, row in info.front.iterrows():
         assert f"| {int(row['number'])} | {100 * row['accuracy']:.2f}% |" in text
+    inside = frame[(frame["status"] == Status.TRAINED) & (frame["latency_ms"] <= 14)]
+    fastest = inside.sort_values("latency_ms").iloc[0]
+    assert f"within noise of the best ({len(inside)} candidates" in text
+    assert f"the fastest of them is trial {int(fastest['number'])}" in text
+    sharp = summary_markdown(front_info(frame, 14, seed_std=0.0), record)
+    ties = (inside["accuracy"] == inside["accuracy"].max()).sum()
+    assert ("within noise of the best" in sharp) == (ties > 1)  # with no noise only exact ties
+    assert ("ahead of every other candidate" in sharp) == (ties == 1)
 
 
 def test_figure_draws_candidates_front_budget_and_latency_uncertainty(study, tmp_path):
     frame = trials_frame(study.trials)
-    info = front_info(frame, 14)
+    info = front_info(frame, 14, seed_std=0.4)
     fig = pareto_figure(frame, info, "title")
     by_name = {t.name: t for t in fig.data}
     assert set(by_name) == {"within budget", "over budget", "Pareto front"}
@@ -60,6 +68,7 @@ def test_figure_draws_candidates_front_budget_and_latency_uncertainty(study, tmp
     assert list(inside.x) == list(rows["latency_ms"])
     assert list(inside.y) == pytest.approx(list(rows["accuracy"] * 100))
     assert list(inside.error_x.array) == list(rows["latency_err_ms"])
+    assert inside.error_y.value == 0.4 and "seed std 0.4" in fig.layout.yaxis.title.text
     assert list(by_name["Pareto front"].x) == list(info.front["latency_ms"])
     assert fig.layout.shapes[0].x0 == 14 and "budget 14 ms" in fig.layout.annotations[0].text
     assert "%{customdata[1]}" in inside.hovertemplate  # the architecture on hover

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+
+from nas.stats import spearman
 
 
 @dataclass(frozen=True)
@@ -29,27 +30,6 @@ class Agreement:
         return cls(count=int(data["count"]), within_5=float(data["within_5"]),
                    within_10=float(data["within_10"]), mape=float(data["mape"]),
                    max_error=float(data["max_error"]), spearman=float(data["spearman"]))
-
-
-def ranks(values: Sequence[float]) -> list[float]:
-    """Ranks from 1, ties sharing their average rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    result = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            result[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return result
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman's rank correlation: Pearson's correlation of the ranks."""
-    ra, rb = ranks(a), ranks(b)
-    return statistics.correlation(ra, rb)
 
 
 def agreement(predicted: Sequence[float], measured: Sequence[float]) -> Agreement:
