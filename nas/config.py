@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nas.flags import budget_ms, flag, positive_int
+from nas.errors import UsageError
+from nas.flags import budget_ms, flag, float_list, positive_float, positive_int
 
 SAMPLERS = ("tpe", "nsga2", "random")  # built by `nas.search.make_sampler`
 # Mean std over 3 seeds of the default proxy's validation accuracy, in points, on 6 architectures
@@ -48,8 +49,9 @@ class TrainConfig:
     smoothing 0.1 (as in MobileNetV3's training), random crop + flip on whole uint8 batches.
     """
 
-    epochs: int = field(default=2, metadata=flag("training epochs per candidate",
-                                                  type=positive_int))
+    epochs: float = field(default=2.0, metadata=flag(
+        "training epochs of a candidate at the top rung (the front's accuracy)",
+        type=positive_float))
     batch_size: int = 128  # small batches give more steps per second of CPU on tiny images
     lr: float = 0.1  # peak learning rate for SGD at this batch size
     momentum: float = 0.9
@@ -65,18 +67,35 @@ class TrainConfig:
 class SearchConfig:
     budget_ms: float = field(metadata=flag("latency budget, e.g. 20ms, 0.02s or 20 (ms)",
                                            name="--latency-budget", type=budget_ms))
-    trials: int = field(default=30, metadata=flag(
-        "trained candidates to reach, across reruns (over-budget ones are free)",
-        type=positive_int))
+    trials: int = field(default=12, metadata=flag(
+        "candidates to train at the top rung, across reruns (over-budget ones are free, "
+        "cheaper rungs come on top)", type=positive_int))
     seed: int = field(default=0, metadata=flag("seed of the data split, sampler and training",
                                                type=int))
     sampler: str = field(default="tpe", metadata=flag("Optuna sampler", choices=SAMPLERS))
+    rung_epochs: tuple[float, ...] = field(default=(0.25,), metadata=flag(
+        "successive halving: epochs of the cheaper rungs below the top one, comma-separated, "
+        "increasing; 'none' for single-fidelity search", type=float_list))
+    eta: int = field(default=6, metadata=flag(
+        "successive halving: 1 in eta candidates of a rung, the most accurate within its "
+        "latency band, is promoted to the next rung", type=positive_int))
+    bands: int = field(default=3, metadata=flag(
+        "successive halving: latency bands (equal-count groups by predicted latency) in which "
+        "promotion is decided, so fast networks compete with fast ones", type=positive_int))
     seed_std: float = field(default=SEED_STD, metadata=flag(
         "seed noise of a candidate's validation accuracy, in points (the std over training "
         "seeds); drawn as error bars and used to say which candidates differ by more than "
         "noise. The default was measured for the default proxy, space and data by "
         "benchmarks/proxy_fidelity.py: measure yours with it", type=float))
     max_rejections: int = 2000  # consecutive over-budget samples before giving up
+
+    def rungs(self, top_epochs: float) -> tuple[float, ...]:
+        """Epochs of every rung, cheapest first; the last is the top rung."""
+        ladder = (*self.rung_epochs, top_epochs)
+        if any(a >= b for a, b in zip(ladder, ladder[1:])):
+            raise UsageError(f"--rung-epochs {','.join(f'{e:g}' for e in self.rung_epochs)}: "
+                             f"rungs must increase and stay below --epochs {top_epochs:g}")
+        return ladder
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nas.arch import Arch
 from nas.config import TrainConfig
@@ -26,11 +26,14 @@ class TrainEvaluator:
         self.data, self.model_config, self.train_config = data, model_config, train_config
         self.last: MobileNet | None = None
 
-    def __call__(self, arch: Arch, seed: int) -> Evaluation:
+    def __call__(self, arch: Arch, seed: int, epochs: float | None = None) -> Evaluation:
+        """Train ``arch`` from ``seed`` for ``epochs`` (default: the config's) and score it."""
+        config = self.train_config if epochs is None else replace(self.train_config,
+                                                                   epochs=epochs)
         generator = seeded(seed)
         model = MobileNet(arch, self.model_config)
         size = complexity(model, self.data.image_size)
         self.last = model
-        result = train_and_validate(model, self.data, self.train_config, generator)
+        result = train_and_validate(model, self.data, config, generator)
         return Evaluation(accuracy=result.val_accuracy, train_seconds=result.train_seconds,
                           macs=size.macs, params=size.params)

@@ -73,6 +73,23 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """``0.25,1`` to (0.25, 1.0); ``none`` (or nothing) to ()."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    return tuple(positive_float(item) for item in text.split(","))
+
+
 _BUDGET = re.compile(r"\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(ms|s)?\s*", re.IGNORECASE)
 
 

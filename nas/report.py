@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -11,14 +12,16 @@ from optuna.trial import FrozenTrial
 from nas.atomic import atomic_path, write_text
 from nas.pareto import hypervolume, noise_margin, pareto_front, within_noise
 from nas.run import RunDir, RunRecord
-from nas.search import ARCH, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON, SECONDS, STATUS, Status
+from nas.search import (ARCH, EPOCHS, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON, RUNG, SECONDS,
+                        STATUS, Status)
 
-COLUMNS = ["number", "state", "status", "accuracy", "latency_ms", "latency_err_ms", "macs",
-           "params", "train_seconds", "arch", "reason"]
+COLUMNS = ["number", "state", "status", "rung", "epochs", "reached_epochs", "accuracy",
+           "latency_ms", "latency_err_ms", "macs", "params", "train_seconds", "arch", "reason"]
 
 
 def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
-    """One row per finished trial; accuracy only for trained candidates."""
+    """One row per finished trial (one training at one rung); accuracy only for trained ones;
+    ``reached_epochs``: the longest training the same architecture got in the study."""
     rows = []
     for t in trials:
         if t.state.is_finished():
@@ -26,12 +29,16 @@ def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
             status = attrs.get(STATUS, "")
             rows.append({
                 "number": t.number, "state": t.state.name, "status": status,
+                "rung": attrs.get(RUNG, 0), "epochs": attrs.get(EPOCHS),
                 "accuracy": t.values[0] if status == Status.TRAINED else None,
                 "latency_ms": attrs.get(LATENCY), "latency_err_ms": attrs.get(LATENCY_ERR),
                 "macs": attrs.get(MACS), "params": attrs.get(PARAMS),
                 "train_seconds": attrs.get(SECONDS), "arch": attrs.get(ARCH, ""),
                 "reason": attrs.get(REASON, "")})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    trained = frame[frame["status"] == Status.TRAINED]
+    frame["reached_epochs"] = frame["arch"].map(trained.groupby("arch")["epochs"].max())
+    return frame
 
 
 @dataclass(frozen=True)
@@ -39,8 +46,11 @@ class FrontInfo:
     budget_ms: float
     front: pd.DataFrame  # trained, within budget, non-dominated; by increasing latency
     best: pd.Series | None  # most accurate within budget
-    trained: int
-    within_budget: int  # trained candidates whose latency (on this table) meets the budget
+    rungs: tuple[float, ...]  # epochs per rung, cheapest first
+    per_rung: tuple[int, ...]  # candidates trained at each rung
+    sampled: int  # candidates drawn (each enters at the cheapest rung)
+    trained: int  # at the top rung, whose accuracy the front shows
+    within_budget: int  # trained at the top rung, latency (on this table) within the budget
     over_budget: int  # sampled, rejected before training
     failed: int
     hypervolume: float  # of the front, reference (accuracy 0, latency = budget)
@@ -48,8 +58,12 @@ class FrontInfo:
     within_noise: pd.DataFrame  # trained within budget, indistinguishable from the best
 
 
-def front_info(frame: pd.DataFrame, budget_ms: float, seed_std: float) -> FrontInfo:
-    trained = frame[frame["status"] == Status.TRAINED]
+def front_info(frame: pd.DataFrame, budget_ms: float, seed_std: float,
+               rungs: Sequence[float] = (2.0,)) -> FrontInfo:
+    """The front, best and counts from the candidates trained at the top rung of ``rungs``."""
+    top = len(rungs) - 1
+    done = frame[frame["status"] == Status.TRAINED]
+    trained = done[done["rung"] == top]
     feasible = trained[trained["latency_ms"] <= budget_ms].reset_index(drop=True)
     points = list(zip(feasible["accuracy"], feasible["latency_ms"]))
     front = feasible.iloc[pareto_front(points)].reset_index(drop=True)
@@ -59,7 +73,9 @@ def front_info(frame: pd.DataFrame, budget_ms: float, seed_std: float) -> FrontI
         best = feasible.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
         mask = within_noise(list(100 * feasible["accuracy"]), 100 * best["accuracy"], seed_std)
         tied = feasible[mask].sort_values("latency_ms").reset_index(drop=True)
-    return FrontInfo(budget_ms=budget_ms, front=front, best=best, trained=len(trained),
+    return FrontInfo(budget_ms=budget_ms, front=front, best=best, rungs=tuple(rungs),
+                     per_rung=tuple(int((done["rung"] == r).sum()) for r in range(len(rungs))),
+                     sampled=int((frame["rung"] == 0).sum()), trained=len(trained),
                      within_budget=len(feasible),
                      over_budget=int((frame["status"] == Status.OVER_BUDGET).sum()),
                      failed=int((frame["status"] == Status.FAILED).sum()),
@@ -68,13 +84,19 @@ def front_info(frame: pd.DataFrame, budget_ms: float, seed_std: float) -> FrontI
 
 
 def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure:
-    """Trained candidates with latency error bars, the front, the budget line."""
-    trained = frame[frame["status"] == Status.TRAINED]
+    """Candidates trained at the top rung with latency and accuracy error bars, those that
+    stopped at a cheaper rung (lower accuracy: shorter training), the front, the budget line."""
+    done = frame[frame["status"] == Status.TRAINED]
+    top = len(info.rungs) - 1
+    trained = done[done["rung"] == top]
     inside = trained[trained["latency_ms"] <= info.budget_ms]
     outside = trained[trained["latency_ms"] > info.budget_ms]
+    traces = [(inside, "within budget", "#1f77b4"), (outside, "over budget", "#bbbbbb")]
+    if len(info.rungs) > 1:
+        stopped = done[done["reached_epochs"] < info.rungs[-1]]
+        traces.insert(0, (stopped, "stopped at a cheaper rung", "#c6dbef"))
     fig = go.Figure()
-    for data, name, color in ((inside, "within budget", "#1f77b4"),
-                              (outside, "over budget", "#bbbbbb")):
+    for data, name, color in traces:
         fig.add_trace(go.Scatter(
             x=data["latency_ms"], y=data["accuracy"] * 100, mode="markers", name=name,
             marker={"color": color, "size": 8},
@@ -95,7 +117,6 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
 
 
 def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
-    sampled = info.trained + info.over_budget + info.failed
     lines = [f"# Search {record.name}", "",
              f"- target: {record.target.describe()}",
              f"- latency table: `{record.lut.path}` (sha256 {record.lut.sha256})",
@@ -103,11 +124,12 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
              f"- data: {record.describe_data()}",
              f"- resolution: {record.describe_resolution()}",
              f"- settings: {record.describe_settings()}",
-             f"- budget: {info.budget_ms:g} ms; {sampled} candidates sampled, "
+             f"- budget: {info.budget_ms:g} ms; {info.sampled} candidates sampled, "
              f"{info.over_budget} excluded by the budget before training "
-             f"({100 * info.over_budget / max(1, sampled):.0f}%), {info.trained} trained, "
-             f"{info.failed} failed; {info.within_budget} of the {info.trained} trained "
-             f"candidates are within the budget on this target",
+             f"({100 * info.over_budget / max(1, info.sampled):.0f}%), {info.failed} failed; "
+             f"{info.within_budget} of the {info.trained} candidates trained at the top rung "
+             f"are within the budget on this target",
+             f"- rungs: {_rungs_line(info, record)}",
              f"- hypervolume (accuracy x ms under the budget): {info.hypervolume:.3f}", ""]
     if info.best is None:
         lines.append("No trained candidate is within the budget.")
@@ -126,6 +148,14 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
         lines.append(f"| {int(r['number'])} | {100 * r['accuracy']:.2f}% | "
                      f"{r['latency_ms']:.2f} | `{r['arch']}` |")
     return "\n".join(lines) + "\n"
+
+
+def _rungs_line(info: FrontInfo, record: RunRecord) -> str:
+    counts = ", ".join(f"{n} trained at {e:g} epochs" for n, e in zip(info.per_rung, info.rungs))
+    if len(info.rungs) == 1:
+        return f"{counts} (single fidelity)"
+    return (f"{counts} (successive halving: 1 in {record.search.eta} per latency band of "
+            f"{record.search.bands} promoted; the front and the best come from the top rung)")
 
 
 def _noise_lines(info: FrontInfo) -> list[str]:
@@ -155,7 +185,8 @@ def write_report(run: RunDir, frame: pd.DataFrame, budget_ms: float, record: Run
                  suffix: str = "") -> FrontInfo:
     """trials.csv, pareto.csv, pareto.html (plotly.js inlined) and summary.md, each written
     atomically; ``suffix`` names a re-scored report beside the run's own."""
-    info = front_info(frame, budget_ms, record.search.seed_std)
+    info = front_info(frame, budget_ms, record.search.seed_std,
+                      record.search.rungs(record.train.epochs))
     with atomic_path(run.trials_csv(suffix)) as tmp:
         frame.to_csv(tmp, index=False)
     with atomic_path(run.pareto_csv(suffix)) as tmp:

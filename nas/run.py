@@ -128,9 +128,10 @@ class RunRecord:
                 "latencies belong to a network the export does not ship")
 
     def describe_settings(self) -> str:
-        return (f"{self.search.trials} trained trials, {self.search.sampler} sampler, seed "
-                f"{self.search.seed}, {self.train.epochs} epochs on {self.data_info.train} "
-                f"images, {self.training_threads} training threads")
+        rungs = ", ".join(f"{e:g}" for e in self.search.rungs(self.train.epochs))
+        return (f"{self.search.trials} candidates trained at the top rung, rungs of {rungs} "
+                f"epochs on {self.data_info.train} images, {self.search.sampler} sampler, seed "
+                f"{self.search.seed}, {self.training_threads} training threads")
 
     def save(self, run: RunDir) -> None:
         write_text(run.record, json.dumps(asdict(self), indent=2))

@@ -1,14 +1,17 @@
-"""The Optuna study: sample, predict latency, reject over-budget candidates untrained, train.
+"""The Optuna study: sample, predict latency, reject over-budget candidates untrained, train
+at the cheapest rung, promote the best per latency band to longer training (`nas.halving`).
 
 Objectives are (validation accuracy: maximize, predicted latency: minimize); the budget is an
 Optuna 5 constraint (``trial.set_constraint``), so samplers and ``study.best_trials`` treat
 over-budget candidates as infeasible. The study lives in a storage (SQLite under the run folder by
-default): rerunning the same command resumes it, and ``--trials`` counts trained candidates.
+default): rerunning the same command resumes it, and ``--trials`` counts candidates trained at
+the top rung. A promotion is a new trial with its parent's parameters (``enqueue_trial``), so
+every trial is one training at one rung: its ``rung`` and ``epochs`` attributes say which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Protocol
 
@@ -19,6 +22,7 @@ from nas.arch import Arch
 from nas.config import SearchConfig
 from nas.errors import UserError
 from nas.evaluator import Evaluation
+from nas.halving import RungResult, next_promotion
 from nas.latency.predict import Prediction
 from nas.space import SearchSpace
 from nas.train import Diverged
@@ -27,6 +31,7 @@ from nas.train import Diverged
 ARCH, STATUS, REASON = "arch", "status", "reason"
 LATENCY, LATENCY_ERR, MACS, PARAMS, SECONDS = ("latency_ms", "latency_err_ms", "macs", "params",
                                                "train_seconds")
+RUNG, EPOCHS, PROMOTED_FROM = "rung", "epochs", "promoted_from"
 
 
 class Status(StrEnum):
@@ -43,9 +48,10 @@ class LatencyPredictor(Protocol):
 
 
 class Evaluator(Protocol):
-    """Trains and scores a candidate; raises `nas.train.Diverged` when training blows up."""
+    """Trains a candidate for ``epochs`` and scores it; raises `nas.train.Diverged` when
+    training blows up."""
 
-    def __call__(self, arch: Arch, seed: int) -> Evaluation: ...
+    def __call__(self, arch: Arch, seed: int, epochs: float) -> Evaluation: ...
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -77,15 +83,44 @@ def trial_seed(seed: int, number: int) -> int:
     return seed * 100_003 + number
 
 
-def trained_count(study: optuna.Study) -> int:
-    return sum(t.user_attrs.get(STATUS) in (Status.TRAINED, Status.FAILED) for t in study.trials)
+def _rung(trial: FrozenTrial) -> int:
+    return int(trial.user_attrs.get(RUNG, 0))
 
 
-def best_under_budget(trials: list[FrozenTrial], budget_ms: float) -> FrozenTrial | None:
-    """The most accurate trained trial within the budget (ties: the faster)."""
+def trained_count(study: optuna.Study, top_rung: int = 0) -> int:
+    """Candidates whose training at the top rung finished (trained or diverged)."""
+    return sum(t.user_attrs.get(STATUS) in (Status.TRAINED, Status.FAILED)
+               and _rung(t) == top_rung for t in study.trials)
+
+
+def best_under_budget(trials: list[FrozenTrial], budget_ms: float,
+                      top_rung: int = 0) -> FrozenTrial | None:
+    """The most accurate candidate trained at the top rung within the budget (ties: faster)."""
     ok = [t for t in trials if t.user_attrs.get(STATUS) == Status.TRAINED
-          and t.user_attrs[LATENCY] <= budget_ms]
+          and _rung(t) == top_rung and t.user_attrs[LATENCY] <= budget_ms]
     return max(ok, key=lambda t: (t.values[0], -t.user_attrs[LATENCY]), default=None)
+
+
+def rung_results(trials: list[FrozenTrial]) -> tuple[list[RungResult], set[int]]:
+    """What successive halving reads back from the study: every candidate's result at its
+    rung, and the trials already promoted (finished, running or queued at the next rung)."""
+    results = [RungResult(t.number, _rung(t), t.values[0] if t.user_attrs.get(STATUS)
+                          == Status.TRAINED else None, t.user_attrs[LATENCY])
+               for t in trials if LATENCY in t.user_attrs
+               and t.user_attrs.get(STATUS) != Status.OVER_BUDGET]
+    promoted = {int(t.user_attrs[PROMOTED_FROM]) for t in trials
+                if PROMOTED_FROM in t.user_attrs  # an interrupted promotion is queued again
+                and t.user_attrs.get(STATUS) != Status.INTERRUPTED}
+    return results, promoted
+
+
+def _queue_promotion(study: optuna.Study, config: SearchConfig, top_rung: int) -> None:
+    """Queue the next promotion, if successive halving has one."""
+    results, promoted = rung_results(study.trials)
+    parent = next_promotion(results, promoted, top_rung, config.eta, config.bands)
+    if parent is not None:
+        study.enqueue_trial(study.trials[parent.number].params,
+                            user_attrs={RUNG: parent.rung + 1, PROMOTED_FROM: parent.number})
 
 
 class SearchStalled(UserError):
@@ -93,10 +128,15 @@ class SearchStalled(UserError):
 
 
 def run_trial(study: optuna.Study, space: SearchSpace, latency: LatencyPredictor,
-              evaluator: Evaluator, config: SearchConfig) -> FrozenTrial:
-    """Ask for one candidate, score it, tell the study; returns the finished trial."""
+              evaluator: Evaluator, config: SearchConfig,
+              rungs: Sequence[float]) -> FrozenTrial:
+    """Ask for one candidate (a queued promotion first), train it for its rung's epochs unless
+    it is over the budget, tell the study; returns the finished trial."""
     trial = study.ask()
     try:
+        rung = int(trial.user_attrs.get(RUNG, 0))
+        trial.set_user_attr(RUNG, rung)
+        trial.set_user_attr(EPOCHS, rungs[rung])
         arch = space.sample(trial)
         prediction = latency.predict(arch)
         trial.set_user_attr(ARCH, arch.to_string())
@@ -107,7 +147,7 @@ def run_trial(study: optuna.Study, space: SearchSpace, latency: LatencyPredictor
             trial.set_user_attr(STATUS, Status.OVER_BUDGET)
             return study.tell(trial, [0.0, prediction.latency_ms])
         try:
-            result = evaluator(arch, trial_seed(config.seed, trial.number))
+            result = evaluator(arch, trial_seed(config.seed, trial.number), rungs[rung])
         except Diverged as exc:
             trial.set_user_attr(STATUS, Status.FAILED)
             trial.set_user_attr(REASON, f"diverged: {exc}")
@@ -125,12 +165,14 @@ def run_trial(study: optuna.Study, space: SearchSpace, latency: LatencyPredictor
 
 
 def search(study: optuna.Study, space: SearchSpace, latency: LatencyPredictor,
-           evaluator: Evaluator, config: SearchConfig,
+           evaluator: Evaluator, config: SearchConfig, rungs: Sequence[float],
            on_trial: Callable[[FrozenTrial], None] = lambda t: None) -> None:
-    """Run trials until ``config.trials`` candidates have been trained (including earlier runs)."""
-    rejections = 0
-    while trained_count(study) < config.trials:
-        trial = run_trial(study, space, latency, evaluator, config)
+    """Run trials until ``config.trials`` candidates have been trained at the top rung, the
+    last of ``rungs`` (epochs per rung, cheapest first), counting earlier runs."""
+    rejections, top = 0, len(rungs) - 1
+    while trained_count(study, top) < config.trials:
+        _queue_promotion(study, config, top)
+        trial = run_trial(study, space, latency, evaluator, config, rungs)
         rejections = rejections + 1 if trial.user_attrs.get(STATUS) == Status.OVER_BUDGET else 0
         on_trial(trial)
         if rejections >= config.max_rejections:

@@ -43,10 +43,11 @@ def seeded(seed: int) -> torch.Generator:
 
 def train(model: nn.Module, data: Dataset, config: TrainConfig,
           generator: torch.Generator) -> float:
-    """Train in place; returns the mean loss of the last epoch. Raises `Diverged` on NaN."""
+    """Train in place for ``config.epochs`` epochs (a fraction trains that share of an epoch's
+    steps); returns the mean loss of the last epoch. Raises `Diverged` on NaN."""
     images, labels = data.train.images, data.train.labels
     steps_per_epoch = max(1, len(labels) // config.batch_size)
-    total = steps_per_epoch * config.epochs
+    total = max(1, round(steps_per_epoch * config.epochs))
     decay, no_decay = [], []
     for p in model.parameters():
         (decay if p.dim() > 1 else no_decay).append(p)
@@ -58,10 +59,11 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
     model.to(memory_format=torch.channels_last)  # 2.4x faster depthwise training on CPU
     model.train()
     step, epoch_loss = 0, float("nan")
-    for epoch in range(config.epochs):
+    for epoch in range(math.ceil(total / steps_per_epoch)):
         order = torch.randperm(len(labels), generator=generator)
         running = torch.zeros(())
-        for i in range(steps_per_epoch):
+        steps = min(steps_per_epoch, total - step)
+        for i in range(steps):
             idx = order[i * config.batch_size:(i + 1) * config.batch_size]
             batch = random_crop_flip(images[idx], config.crop_padding, config.flip, generator)
             for group in optimizer.param_groups:
@@ -76,7 +78,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
             optimizer.step()
             running += loss.detach()
             step += 1
-        epoch_loss = float(running) / steps_per_epoch
+        epoch_loss = float(running) / steps
     return epoch_loss
 
 

@@ -61,7 +61,8 @@ def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, caps
     results = tmp_path / "results"
     common = ["search", "--latency-budget", "1000ms", "--data-dir", str(idx_dir),
               "--val-samples", "100", "--epochs", "1",
-              "--results-dir", str(results), "--run-name", "tiny", "--sampler", "random"]
+              "--results-dir", str(results), "--run-name", "tiny", "--sampler", "random",
+              "--rung-epochs", "none"]
     assert main([*common, "--trials", "2"]) == 0
     run = results / "tiny"
     for name in ("trials.csv", "pareto.csv", "pareto.html", "summary.md", "best/arch.json",
@@ -133,7 +134,7 @@ def test_front_info_counts_and_best_by_hand():
         "status": ["trained", "trained", "trained", "over_budget", "failed", "trained"],
         "accuracy": [0.80, 0.85, 0.83, None, None, 0.90],
         "latency_ms": [10.0, 12.0, 15.0, 25.0, 11.0, 21.0],
-        "number": [0, 1, 2, 3, 4, 5]})
+        "number": [0, 1, 2, 3, 4, 5], "rung": [0] * 6})
     info = front_info(frame, 20.0, seed_std=1.0)  # margin 2 x sqrt(2) = 2.83 points
     assert (info.trained, info.within_budget, info.over_budget, info.failed) == (4, 3, 1, 1)
     assert list(info.within_noise["number"]) == [1, 2]  # 85% and 83%; 80% is 5 points off
@@ -147,7 +148,8 @@ def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, idx_dir, si
     args = [sys.executable, str(ROOT / "run_search.py"), "--latency-budget", "1000ms",
             "--data-dir", str(idx_dir), "--val-samples", "100", "--epochs", "1",
             "--results-dir", str(tmp_path), "--run-name", "r",
-            "--sampler", "random"]
+            "--sampler", "random",
+              "--rung-epochs", "none"]
     # A shell that starts jobs in the background ignores SIGINT for them; undo that here.
     proc = subprocess.Popen([*args, "--trials", "1000"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,

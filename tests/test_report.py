@@ -17,7 +17,7 @@ from test_search import BlockCountLatency, FakeEvaluator
 def study(tmp_path):
     study = open_study(f"sqlite:///{tmp_path / 'study.db'}", "r", make_sampler("random", 0))
     search(study, load_space(LARGE_SPACE), BlockCountLatency(), FakeEvaluator(diverge_on=2),
-           SearchConfig(budget_ms=14, trials=6))
+           SearchConfig(budget_ms=14, trials=6), (2.0,))
     return study
 
 
@@ -41,7 +41,7 @@ def test_summary_states_provenance_counts_best_and_front(study, tmp_path):
     assert f"- target: {record.target.describe()}" in text
     assert "(sha256 abc)" in text and record.describe_data() in text
     assert f"{sampled} candidates sampled, {over} excluded by the budget before training" in text
-    assert "5 trained, 1 failed" in text
+    assert "1 failed;" in text and "- rungs: 5 trained at 2 epochs (single fidelity)" in text
     best = frame.loc[frame["accuracy"].idxmax()]
     assert f"- trial {int(best['number'])}: validation accuracy {100 * best['accuracy']:.2f}%" \
         in text

@@ -33,8 +33,9 @@ def test_record_round_trips_through_run_json(tmp_path):
     record = make_record(tmp_path)
     record.save(run)
     assert RunRecord.load(run) == record
-    assert record.describe_settings() == ("3 trained trials, random sampler, seed 0, 1 epochs on "
-                                          "500 images, 2 training threads")
+    assert record.describe_settings() == (
+        "3 candidates trained at the top rung, rungs of 0.25, 1 epochs on 500 images, random "
+        "sampler, seed 0, 2 training threads")
     assert record.describe_data() == ("fashion-mnist: 500 train / 100 validation / 200 test "
                                       "images of 32px, 1 channel(s), 10 classes")
     assert record.describe_resolution().startswith("32x32 px for training")

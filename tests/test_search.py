@@ -12,6 +12,9 @@ from nas.space import load_space
 from nas.train import Diverged
 
 
+SINGLE = (2.0,)  # one rung: single-fidelity search
+
+
 class BlockCountLatency:
     """1 ms per block: deterministic, so the budget's effect is known exactly."""
 
@@ -25,7 +28,7 @@ class FakeEvaluator:
         self.seen: list[tuple[Arch, int]] = []
         self.diverge_on = diverge_on
 
-    def __call__(self, arch: Arch, seed: int) -> Evaluation:
+    def __call__(self, arch: Arch, seed: int, epochs: float = 2.0) -> Evaluation:
         self.seen.append((arch, seed))
         if len(self.seen) == self.diverge_on:
             raise Diverged("loss became nan at epoch 1, step 3")
@@ -40,7 +43,7 @@ def _study(tmp_path, name="s", sampler="tpe"):
 def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
     study, evaluator = _study(tmp_path), FakeEvaluator()
     config = SearchConfig(budget_ms=14, trials=6, seed=1)
-    search(study, load_space(LARGE_SPACE), BlockCountLatency(), evaluator, config)
+    search(study, load_space(LARGE_SPACE), BlockCountLatency(), evaluator, config, SINGLE)
     statuses = [t.user_attrs[STATUS] for t in study.trials]
     assert statuses.count(Status.TRAINED) == 6 == len(evaluator.seen)
     assert all(len(arch.blocks) <= 14 for arch, _ in evaluator.seen)
@@ -57,17 +60,17 @@ def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
 def test_rerun_resumes_and_trials_count_trained_candidates(tmp_path):
     evaluator = FakeEvaluator()
     search(_study(tmp_path), load_space(LARGE_SPACE), BlockCountLatency(), evaluator,
-           SearchConfig(budget_ms=16, trials=3))
+           SearchConfig(budget_ms=16, trials=3), SINGLE)
     study = _study(tmp_path)
     assert trained_count(study) == 3
-    search(study, load_space(LARGE_SPACE), BlockCountLatency(), evaluator, SearchConfig(budget_ms=16, trials=5))
+    search(study, load_space(LARGE_SPACE), BlockCountLatency(), evaluator, SearchConfig(budget_ms=16, trials=5), SINGLE)
     assert trained_count(_study(tmp_path)) == 5 and len(evaluator.seen) == 5
 
 
 def test_diverging_candidate_is_failed_with_reason_and_search_goes_on(tmp_path):
     study = _study(tmp_path)
     search(study, load_space(LARGE_SPACE), BlockCountLatency(), FakeEvaluator(diverge_on=2),
-           SearchConfig(budget_ms=100, trials=4))
+           SearchConfig(budget_ms=100, trials=4), SINGLE)
     failed = [t for t in study.trials if t.user_attrs[STATUS] == Status.FAILED]
     assert len(failed) == 1 and "nan" in failed[0].user_attrs["reason"]
     assert failed[0].state == optuna.trial.TrialState.FAIL
@@ -79,7 +82,7 @@ def test_same_seed_same_trials(tmp_path):
     for name in ("a", "b"):
         evaluator = FakeEvaluator()
         search(open_study(f"sqlite:///{tmp_path / name}.db", name, make_sampler("tpe", 3)), load_space(LARGE_SPACE),
-               BlockCountLatency(), evaluator, SearchConfig(budget_ms=16, trials=4, seed=3))
+               BlockCountLatency(), evaluator, SearchConfig(budget_ms=16, trials=4, seed=3), SINGLE)
         runs.append([(a.to_string(), s) for a, s in evaluator.seen])
     assert runs[0] == runs[1]
 
@@ -88,14 +91,14 @@ def test_same_seed_same_trials(tmp_path):
 def test_other_samplers_run(tmp_path, sampler):
     study = _study(tmp_path, sampler=sampler)
     search(study, load_space(LARGE_SPACE), BlockCountLatency(), FakeEvaluator(),
-           SearchConfig(budget_ms=100, trials=2, sampler=sampler))
+           SearchConfig(budget_ms=100, trials=2, sampler=sampler), SINGLE)
     assert trained_count(study) == 2
 
 
 def test_impossible_budget_stops_with_a_message(tmp_path):
     with pytest.raises(SearchStalled, match="raise --latency-budget"):
         search(_study(tmp_path, sampler="random"), load_space(LARGE_SPACE), BlockCountLatency(),
-               FakeEvaluator(), SearchConfig(budget_ms=1, trials=1, max_rejections=20))
+               FakeEvaluator(), SearchConfig(budget_ms=1, trials=1, max_rejections=20), SINGLE)
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

@@ -24,13 +24,14 @@ from nas.model import ModelConfig
 from nas.progress import Progress
 from nas.report import trials_frame, write_report
 from nas.run import BestNetwork, DataInfo, RunDir, RunRecord, save_best
-from nas.search import (ARCH, LATENCY, STATUS, Status, best_under_budget, make_sampler,
+from nas.search import (ARCH, LATENCY, RUNG, STATUS, Status, best_under_budget, make_sampler,
                         open_study, resume_seed, search, trained_count)
 from nas.space import SearchSpace
 
 
 def run(args: argparse.Namespace) -> int:
     config = from_args(SearchConfig, args)
+    rungs = config.rungs(from_args(TrainConfig, args).epochs)
     space_path, space = space_from_args(args)
     data_config = from_args(DataConfig, args, seed=config.seed,
                             resolution=args.resolution or space.resolution)
@@ -55,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
     study = open_study(storage, name)
     study.sampler = make_sampler(config.sampler, resume_seed(config.seed, study))
     evaluator = TrainEvaluator(data, model_config, record.train)
-    monitor = _Monitor(study, run_dir, record, evaluator)
+    monitor = _Monitor(study, run_dir, record, evaluator, len(rungs) - 1)
     try:
         search(study, space, LatencyModel(table, data.in_channels, data.num_classes), evaluator,
-               config, monitor.on_trial)
+               config, rungs, monitor.on_trial)
     finally:
         monitor.close()
     print(run_dir.summary().read_text())
@@ -84,19 +85,25 @@ def _data_info(data: Dataset) -> DataInfo:
 
 
 class _Monitor:
-    """After each trained (or failed) candidate: progress, the best network, the report."""
+    """After each training: the report; after each at the top rung, also progress and the best
+    network."""
 
     def __init__(self, study: optuna.Study, run_dir: RunDir, record: RunRecord,
-                 evaluator: TrainEvaluator) -> None:
+                 evaluator: TrainEvaluator, top_rung: int) -> None:
         self.study, self.run_dir, self.record, self.evaluator = study, run_dir, record, evaluator
-        self.progress = Progress(f"search <= {record.search.budget_ms:g} ms, trained",
-                                 record.search.trials)
-        self.progress.step(min(trained_count(study), record.search.trials))
+        self.top_rung = top_rung
+        self.progress = Progress(f"search <= {record.search.budget_ms:g} ms, trained at the "
+                                 "top rung", record.search.trials)
+        self.progress.step(min(trained_count(study, top_rung), record.search.trials))
 
     def on_trial(self, trial: optuna.trial.FrozenTrial) -> None:
         if trial.user_attrs.get(STATUS) not in (Status.TRAINED, Status.FAILED):
             return
-        best = best_under_budget(self.study.trials, self.record.search.budget_ms)
+        if trial.user_attrs.get(RUNG) != self.top_rung:
+            self._report()
+            return
+        best = best_under_budget(self.study.trials, self.record.search.budget_ms,
+                                 self.top_rung)
         if best is not None:
             self.progress.note = (f"best {100 * best.values[0]:.2f}% @ "
                                   f"{best.user_attrs[LATENCY]:.2f} ms")
