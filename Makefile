@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 FASHION := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data search test bench clean
+.PHONY: setup data postgres search test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,17 @@ data:
 	  || echo "could not install dataset-fashion-mnist; pass --data-dir DIR with the IDX files"; \
 	else echo "Fashion-MNIST is not in $(FASHION) and apt-get is missing: pass --data-dir DIR with the IDX files"; fi
 
+# PostgreSQL's server for the tests of workers sharing a PostgreSQL study (they are skipped,
+# saying why, where it cannot be installed).
+postgres:
+	@scripts/postgres.sh install || echo "PostgreSQL is missing: its tests will be skipped"
+
 BUDGET ?= 20ms
 
 search: setup data
 	$(PY) run_search.py --latency-budget $(BUDGET)
 
-test: setup
+test: setup postgres
 	$(PY) -m pytest
 
 bench: setup data

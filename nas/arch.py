@@ -15,9 +15,12 @@ MobileNetV3-Small); the expanded width is ``make_divisible(cin * e, 8)``. Derive
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from nas.errors import UserError
 
 ACTIVATIONS = ("relu", "hswish")
 _ACT_TOKEN = {"relu": "re", "hswish": "hs"}
@@ -27,11 +30,23 @@ _STEM_RE = re.compile(r"stem_c(\d+)_(re|hs)")
 _HEAD_RE = re.compile(r"head_c(\d+)_f(\d+)_(re|hs)")
 
 
+class ArchError(UserError):
+    """An architecture (string, JSON or choice) that is not valid; the message says which part."""
+
+
 def _match(pattern: re.Pattern[str], token: str, example: str) -> re.Match[str]:
     m = pattern.fullmatch(token)
     if m is None:
-        raise ValueError(f"bad token {token!r} (expected e.g. {example!r})")
+        raise ArchError(f"bad token {token!r} (expected e.g. {example!r})")
     return m
+
+
+def _numbers(m: re.Match[str], token: str, *groups: int) -> list[int]:
+    """The integers in ``groups`` of a token's match (a number too long to convert is refused)."""
+    try:
+        return [int(m[g]) for g in groups]
+    except ValueError:  # more digits than Python converts
+        raise ArchError(f"bad number in token {token!r}") from None
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -58,7 +73,7 @@ def _fmt_number(x: float) -> str:
 
 def _check_act(activation: str) -> None:
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        raise ArchError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
 
 
 @dataclass(frozen=True)
@@ -74,13 +89,13 @@ class BlockSpec:
 
     def __post_init__(self) -> None:
         if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"kernel must be a positive odd number, got {self.kernel}")
-        if self.expansion < 1:
-            raise ValueError(f"expansion must be >= 1, got {self.expansion}")
+            raise ArchError(f"kernel must be a positive odd number, got {self.kernel}")
+        if not (math.isfinite(self.expansion) and self.expansion >= 1):
+            raise ArchError(f"expansion must be a finite number >= 1, got {self.expansion}")
         if self.out_channels < 1:
-            raise ValueError(f"out_channels must be >= 1, got {self.out_channels}")
+            raise ArchError(f"out_channels must be >= 1, got {self.out_channels}")
         if self.stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, got {self.stride}")
+            raise ArchError(f"stride must be 1 or 2, got {self.stride}")
         _check_act(self.activation)
 
     def expanded_channels(self, in_channels: int) -> int:
@@ -96,8 +111,13 @@ class BlockSpec:
     @classmethod
     def from_string(cls, token: str) -> BlockSpec:
         m = _match(_BLOCK_RE, token, "ir_k3_e4_c24_s2_re_se")
-        return cls(kernel=int(m[1]), expansion=float(m[2]), out_channels=int(m[3]),
-                   stride=int(m[4]), se=m[6] is not None, activation=_TOKEN_ACT[m[5]])
+        kernel, out_channels, stride = _numbers(m, token, 1, 3, 4)
+        try:
+            expansion = float(m[2])
+        except ValueError:  # "1.2.3"
+            raise ArchError(f"bad expansion in token {token!r}") from None
+        return cls(kernel=kernel, expansion=expansion, out_channels=out_channels, stride=stride,
+                   se=m[6] is not None, activation=_TOKEN_ACT[m[5]])
 
 
 @dataclass(frozen=True)
@@ -109,7 +129,7 @@ class Stem:
 
     def __post_init__(self) -> None:
         if self.channels < 1:
-            raise ValueError(f"stem channels must be >= 1, got {self.channels}")
+            raise ArchError(f"stem channels must be >= 1, got {self.channels}")
         _check_act(self.activation)
 
     stride = 2  # not a choice: every MobileNet stem halves the input
@@ -120,7 +140,7 @@ class Stem:
     @classmethod
     def from_string(cls, token: str) -> Stem:
         m = _match(_STEM_RE, token, "stem_c16_hs")
-        return cls(int(m[1]), _TOKEN_ACT[m[2]])
+        return cls(*_numbers(m, token, 1), _TOKEN_ACT[m[2]])
 
 
 @dataclass(frozen=True)
@@ -133,7 +153,7 @@ class Head:
 
     def __post_init__(self) -> None:
         if self.channels < 1 or self.features < 1:
-            raise ValueError(f"head widths must be >= 1, got {self.channels}, {self.features}")
+            raise ArchError(f"head widths must be >= 1, got {self.channels}, {self.features}")
         _check_act(self.activation)
 
     def to_string(self) -> str:
@@ -142,7 +162,7 @@ class Head:
     @classmethod
     def from_string(cls, token: str) -> Head:
         m = _match(_HEAD_RE, token, "head_c960_f1280_hs")
-        return cls(int(m[1]), int(m[2]), _TOKEN_ACT[m[3]])
+        return cls(*_numbers(m, token, 1, 2), _TOKEN_ACT[m[3]])
 
 
 @dataclass(frozen=True)
@@ -155,7 +175,7 @@ class Arch:
 
     def __post_init__(self) -> None:
         if not self.blocks:
-            raise ValueError("an architecture needs at least one block")
+            raise ArchError("an architecture needs at least one block")
 
     def to_string(self) -> str:
         return "-".join([self.stem.to_string(), *(b.to_string() for b in self.blocks),
@@ -176,7 +196,7 @@ class Arch:
     def from_string(cls, text: str) -> Arch:
         tokens = text.strip().split("-")
         if len(tokens) < 3:
-            raise ValueError(f"architecture string needs stem, blocks and head: {text!r}")
+            raise ArchError(f"architecture string needs stem, blocks and head: {text!r}")
         return cls(stem=Stem.from_string(tokens[0]),
                    blocks=tuple(BlockSpec.from_string(t) for t in tokens[1:-1]),
                    head=Head.from_string(tokens[-1]))
@@ -191,14 +211,18 @@ class Arch:
                        blocks=tuple(BlockSpec(**b) for b in data["blocks"]),
                        head=Head(**data["head"]))
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"not an architecture: {exc}") from exc
+            raise ArchError(f"not an architecture: {exc}") from exc
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> Arch:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except ValueError as exc:  # JSONDecodeError, or a number too long to convert
+            raise ArchError(f"not an architecture: invalid JSON ({exc})") from exc
+        return cls.from_dict(data)
 
 
 LayerSpec = Stem | BlockSpec | Head
@@ -210,5 +234,5 @@ def parse_token(token: str) -> LayerSpec:
     """One layer's token (``stem_...``, ``ir_...``, ``head_...``) back to its spec."""
     kind = token.split("_", 1)[0]
     if kind not in _TOKEN_TYPES:
-        raise ValueError(f"unknown layer kind in {token!r} (expected stem_, ir_ or head_)")
+        raise ArchError(f"unknown layer kind in {token!r} (expected stem_, ir_ or head_)")
     return _TOKEN_TYPES[kind].from_string(token)

@@ -84,6 +84,8 @@ def configure_process() -> None:
     message, so ``profile`` still runs where only torch is installed)."""
     logging.getLogger("optuna").setLevel(logging.WARNING)  # what optuna.logging sets
     warnings.filterwarnings("ignore", message=r".*is an experimental feature")  # Optuna's
+    # The search records trials' heartbeats itself (`nas.storage`), without Study.optimize.
+    warnings.filterwarnings("ignore", message=r"Heartbeat of storage is supposed to be used")
     logging.getLogger("fvcore.nn.jit_handles").setLevel(logging.ERROR)
 
 

@@ -3,7 +3,8 @@
 ``run.json`` holds a versioned `RunRecord`: every setting the run was made with, and what the
 other commands (report, export) need to read it back. A record from another schema is refused
 with one line. ``best/`` has one writer, `save_best`: the architecture, the weights and the
-trial number go into one file written atomically; ``best/arch.json`` is a readable copy.
+trial number go into one file written atomically; ``best/arch.json`` is a readable copy. Workers
+that share a run folder take turns through a lock file in it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 
 import torch
 
-from nas.arch import Arch
-from nas.atomic import atomic_path, write_text
+from nas.arch import Arch, ArchError
+from nas.atomic import atomic_path, locked, write_text
 from nas.config import DataConfig, SearchConfig, TrainConfig
 from nas.errors import UserError
 from nas.latency.target import Target
@@ -56,6 +57,11 @@ class RunDir:
 
     def summary(self, suffix: str = "") -> Path:
         return self.root / f"summary{suffix}.md"
+
+    @property
+    def lock(self) -> Path:
+        """Held while a worker writes best/ or the report (`nas.atomic.locked`)."""
+        return self.root / ".lock"
 
     @property
     def best(self) -> Path:
@@ -143,7 +149,7 @@ class RunRecord:
             raise RunError(f"{run.root} is not a search run (no run.json); pass results/<run>")
         try:
             data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # bad JSON or UTF-8
             raise RunError(f"{path}: unreadable ({exc.__class__.__name__}); rerun the search "
                            "to rewrite it") from exc
         schema = data.get("schema") if isinstance(data, dict) else None
@@ -189,17 +195,38 @@ class BestNetwork:
         return {"trial": self.trial, "arch": self.arch.to_string(), "accuracy": self.accuracy,
                 "latency_ms": self.latency_ms}
 
+    def beats(self, other: BestNetwork, budget_ms: float) -> bool:
+        """Whether this network is the better one under ``budget_ms``: ``other`` is over it, or
+        this one is more accurate (ties: faster, then the earlier trial, as
+        `nas.search.best_under_budget` picks)."""
+        return other.latency_ms > budget_ms or (
+            (self.accuracy, -self.latency_ms, -self.trial)
+            > (other.accuracy, -other.latency_ms, -other.trial))
 
-def save_best(run: RunDir, best: BestNetwork, state_dict: dict[str, torch.Tensor]) -> None:
-    """The one writer of ``best/``: network and weights in one atomically replaced file."""
+
+def save_best(run: RunDir, best: BestNetwork, state_dict: dict[str, torch.Tensor],
+              budget_ms: float) -> bool:
+    """The one writer of ``best/``: network and weights in one atomically replaced file, then
+    ``arch.json``, its readable copy. Workers of a run take turns (`RunDir.lock`), and ``best``
+    replaces the network held only if it `beats` it under ``budget_ms`` (or is the same trial,
+    whose files are then rewritten), so a worker that saves later never puts a worse network
+    over a better one. Returns whether it wrote."""
     state = {k: v.detach().contiguous() for k, v in state_dict.items()}
-    with atomic_path(run.best_checkpoint) as tmp:
-        torch.save({**best.to_dict(), "state_dict": state}, tmp)
-    write_text(run.best_arch, json.dumps(best.to_dict(), indent=2))
+    with locked(run.lock):
+        try:
+            held: BestNetwork | None = read_checkpoint(run)[0]
+        except RunError:  # none yet, or damaged: replace it
+            held = None
+        if held is not None and held.trial != best.trial and not best.beats(held, budget_ms):
+            return False
+        with atomic_path(run.best_checkpoint) as tmp:
+            torch.save({**best.to_dict(), "state_dict": state}, tmp)
+        write_text(run.best_arch, json.dumps(best.to_dict(), indent=2))
+        return True
 
 
-def load_best(run: RunDir) -> tuple[BestNetwork, dict[str, torch.Tensor]]:
-    """The best network and its weights; refuses a ``best/`` whose two files disagree."""
+def read_checkpoint(run: RunDir) -> tuple[BestNetwork, dict[str, torch.Tensor]]:
+    """The network and weights in ``best/weights.pt`` (``arch.json`` is only its copy)."""
     if not run.best_checkpoint.is_file():
         raise RunError(f"{run.root} has no trained network under its budget to export")
     try:
@@ -207,12 +234,22 @@ def load_best(run: RunDir) -> tuple[BestNetwork, dict[str, torch.Tensor]]:
         best = BestNetwork(trial=int(saved["trial"]), arch=Arch.from_string(saved["arch"]),
                            accuracy=float(saved["accuracy"]),
                            latency_ms=float(saved["latency_ms"]))
-        readable = json.loads(run.best_arch.read_text())
-    except (OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError,
-            ValueError) as exc:  # damaged files: unpickling, missing keys, bad JSON
+    except (OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError, ValueError,
+            ArchError) as exc:  # damaged file: unpickling, missing keys, bad arch
         raise RunError(f"{run.best}: damaged ({exc.__class__.__name__}); rerun the search to "
                        "rewrite it") from exc
-    if readable != best.to_dict():
-        raise RunError(f"{run.best}: arch.json (trial {readable.get('trial')}) and weights.pt "
-                       f"(trial {best.trial}) disagree; rerun the search to rewrite best/")
     return best, saved["state_dict"]
+
+
+def load_best(run: RunDir) -> tuple[BestNetwork, dict[str, torch.Tensor]]:
+    """The best network and its weights; refuses a ``best/`` whose two files disagree."""
+    best, state = read_checkpoint(run)
+    try:
+        readable = json.loads(run.best_arch.read_text())
+    except (OSError, ValueError) as exc:  # missing, or not JSON
+        raise RunError(f"{run.best}: damaged ({exc.__class__.__name__}); rerun the search to "
+                       "rewrite it") from exc
+    if not isinstance(readable, dict) or readable != best.to_dict():
+        raise RunError(f"{run.best}: arch.json and weights.pt (trial {best.trial}) disagree; "
+                       "rerun the search to rewrite best/")
+    return best, state

@@ -11,6 +11,7 @@ every trial is one training at one rung: its ``rung`` and ``epochs`` attributes 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Protocol
@@ -25,6 +26,7 @@ from nas.evaluator import Evaluation
 from nas.halving import RungResult, next_promotion
 from nas.latency.predict import Prediction
 from nas.space import SearchSpace
+from nas.storage import WorkerStorage
 from nas.train import Diverged
 
 # user_attrs written on every trial; the report reads them back.
@@ -32,6 +34,7 @@ ARCH, STATUS, REASON = "arch", "status", "reason"
 LATENCY, LATENCY_ERR, MACS, PARAMS, SECONDS = ("latency_ms", "latency_err_ms", "macs", "params",
                                                "train_seconds")
 RUNG, EPOCHS, PROMOTED_FROM = "rung", "epochs", "promoted_from"
+METRICS = ("validation_accuracy", "predicted_latency_ms")  # the objectives' names
 
 
 class Status(StrEnum):
@@ -65,11 +68,25 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     raise ValueError(f"unknown sampler {name!r}")
 
 
-def open_study(storage: str, name: str,
+def open_study(storage: str | optuna.storages.BaseStorage, name: str,
                sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
-    """Create the study, or load it to resume or report."""
-    return optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
-                               directions=["maximize", "minimize"], sampler=sampler)
+    """Create the study, or load it to resume or report; its objectives carry their names (what
+    optuna-dashboard shows)."""
+    study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
+                                directions=["maximize", "minimize"], sampler=sampler)
+    if study.metric_names != list(METRICS):
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, still in 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(METRICS))
+    return study
+
+
+def close_stale_trials(study: optuna.Study, storage: WorkerStorage) -> list[int]:
+    """Close the trials left RUNNING by a worker that died (SIGKILL, power cut) as FAIL, with
+    status ``interrupted`` and a reason; returns their numbers."""
+    return storage.close_stale_trials(study.study_name, {
+        STATUS: Status.INTERRUPTED, REASON: "stale: its worker stopped while it ran (killed, or "
+                                            "the machine went down)"})
 
 
 def resume_seed(seed: int, study: optuna.Study) -> int:
@@ -144,8 +161,14 @@ def run_trial(study: optuna.Study, space: SearchSpace, latency: LatencyPredictor
         trial.set_user_attr(LATENCY_ERR, prediction.error_ms)
         trial.set_constraint("latency_budget", prediction.latency_ms - config.budget_ms)
         if prediction.latency_ms > config.budget_ms:
+            # Never trained, so no accuracy to tell: PRUNED, with its (violated) constraint.
+            # TPE reads PRUNED trials and ranks infeasible ones by their violation alone (a
+            # COMPLETE trial's values are not read either once it is infeasible), so it learns
+            # from these exactly as from COMPLETE ones; NSGA-II breeds from COMPLETE trials
+            # only, where an infeasible one ranks below every feasible one anyway. Optuna's
+            # best_trials and optuna-dashboard then show no made-up 0% accuracy for them.
             trial.set_user_attr(STATUS, Status.OVER_BUDGET)
-            return study.tell(trial, [0.0, prediction.latency_ms])
+            return study.tell(trial, state=TrialState.PRUNED)
         try:
             result = evaluator(arch, trial_seed(config.seed, trial.number), rungs[rung])
         except Diverged as exc:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import importlib.resources
 import itertools
 import json
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Protocol, Sequence
 
-from nas.arch import ACTIVATIONS, Arch, BlockSpec, Head, Stem, conv_output_size
+from nas.arch import ACTIVATIONS, Arch, ArchError, BlockSpec, Head, Stem, conv_output_size
 from nas.errors import UserError
 
 # The shipped spaces: ``search_spaces/`` in the checkout, linked from ``nas/search_spaces``, which
@@ -180,13 +181,13 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     except ImportError:  # a profiling device with only torch: JSON spaces still load
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, or a number too long
             raise SpaceError(f"{path}: PyYAML is not installed and the file is not JSON; "
                              "install pyyaml or give the space as JSON") from exc
     else:
         try:
             data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: a bad date
             raise SpaceError(f"{path}: not valid YAML ({exc.__class__.__name__}); "
                              "fix the file's syntax") from exc
     if not isinstance(data, dict):
@@ -248,7 +249,7 @@ def _block(r: _Reader) -> BlockSpec:
                          stride=r.positive_int("stride", 1),
                          se=bool(r.get("se", False)),
                          activation=r.activation("activation", "relu"))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ArchError) as exc:
         raise SpaceError(f"{r.path}: key '{r.where.rstrip('.')}': {exc}") from exc
 
 
@@ -284,7 +285,7 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> SearchSpace:
         stages=tuple(stages),
         kernels=choices.choice_list("kernel", int, lambda v: v >= 1 and v % 2 == 1),
         expansions=tuple(float(v) for v in choices.choice_list(
-            "expansion", (int, float), lambda v: v >= 1)),  # type: ignore[arg-type]
+            "expansion", (int, float), lambda v: math.isfinite(v) and v >= 1)),  # type: ignore[arg-type]
         se=choices.choice_list("se", bool),
         activations=choices.choice_list("activation", str, lambda v: v in ACTIVATIONS),
         head=Head(channels=head.positive_int("channels"), features=head.positive_int("features"),

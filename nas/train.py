@@ -33,6 +33,15 @@ def lr_at(step: int, total: int, peak: float, warmup_fraction: float) -> float:
     return 0.5 * peak * (1 + math.cos(math.pi * progress))
 
 
+def use_threads(threads: int | None) -> int:
+    """The one place training's intra-op thread count is set (None keeps torch's default, one
+    per core); returns the count in use. Latency timing sets its own, the target's, while it
+    times (`nas.latency.measure.torch_threads`)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def seeded(seed: int) -> torch.Generator:
     """The one place a candidate's randomness is fixed: seeds torch's global generator (weight
     initialisation, dropout) and returns a generator for data order and augmentation. Call it

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from nas.space import resolve_space
 
 # The ImageNet-style 224 px space: tests that count its stages and feature maps use it by name.
 LARGE_SPACE = resolve_space("mobilenetv3")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
@@ -77,3 +80,55 @@ def write_image_folder(root: Path, class_values: dict[str, int], per_class: int 
         for i in range(per_class):
             write_image(root / name / f"{i}.png", image)
     return root
+
+
+# A space small enough that profiling it takes seconds and a candidate trains in about one:
+# for the tests that run whole searches in subprocesses (killed, in parallel, on PostgreSQL).
+TINY_SPACE = """\
+name: tiny
+resolution: 16
+stem: {channels: 8, activation: hswish}
+stages:
+  - {channels: 16, stride: 2}
+  - {channels: 24, stride: 1}
+choices:
+  depth: [1, 2]
+  kernel: [3, 5]
+  expansion: [3, 6]
+  se: [false, true]
+  activation: [relu, hswish]
+head: {channels: 48, features: 64, activation: hswish}
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_space(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("space") / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fashion_like(tmp_path_factory.mktemp("fmnist"))
+
+
+@pytest.fixture(scope="session")
+def tiny_lut(tmp_path_factory: pytest.TempPathFactory, tiny_space: Path) -> Path:
+    """The tiny space's latency table on this machine, profiled once for the session."""
+    out = tmp_path_factory.mktemp("lut") / "tiny.json"
+    subprocess.run([sys.executable, "-m", "nas", "profile", "--space", str(tiny_space), "--out",
+                    str(out), "--rounds", "5"], check=True, capture_output=True, cwd=ROOT,
+                   timeout=300)
+    return out
+
+
+def search_command(space: Path, data: Path, results: Path, run_name: str, trials: int,
+                   *extra: str) -> list[str]:
+    """``run_search.py`` flags for a tiny search: one epoch on the tiny data, one fidelity (no
+    halving rungs; a later ``--rung-epochs`` in ``extra`` wins), random sampler, a budget nothing
+    exceeds, one training thread."""
+    return [str(ROOT / "run_search.py"), "--latency-budget", "1000ms", "--space", str(space),
+            "--data-dir", str(data), "--val-samples", "100", "--epochs", "1", "--rung-epochs", "none", "--sampler",
+            "random", "--train-threads", "1", "--results-dir", str(results), "--run-name",
+            run_name, "--trials", str(trials), *extra]

@@ -1,7 +1,7 @@
 import pytest
 
 from conftest import LARGE_SPACE
-from nas.arch import Arch, BlockSpec, Head, Stem, make_divisible
+from nas.arch import Arch, ArchError, BlockSpec, Head, Stem, make_divisible
 from nas.references import MOBILENETV3_LARGE, MOBILENETV3_SMALL
 from nas.space import load_space, random_archs
 
@@ -32,16 +32,18 @@ def test_references_have_the_papers_expanded_widths():
                                   "stem_c16_hs-ir_k4_e4_c24_s2_re-head_c960_f1280_hs",
                                   "stem_c16_hs-ir_k3_e4_c24_s3_re-head_c960_f1280_hs"])
 def test_bad_strings_are_refused(text):
-    with pytest.raises(ValueError):
+    with pytest.raises(ArchError):
         Arch.from_string(text)
 
 
 def test_invalid_choices_are_refused_by_the_dataclasses():
-    with pytest.raises(ValueError, match="activation"):
+    with pytest.raises(ArchError, match="activation"):
         BlockSpec(3, 4, 24, 1, False, "gelu")
-    with pytest.raises(ValueError, match="expansion"):
+    with pytest.raises(ArchError, match="expansion"):
         BlockSpec(3, 0.5, 24, 1, False, "relu")
-    with pytest.raises(ValueError):
+    with pytest.raises(ArchError, match="expansion"):
+        BlockSpec(3, float("inf"), 24, 1, False, "relu")
+    with pytest.raises(ArchError):
         Arch(Stem(), (), Head())
 
 

@@ -8,8 +8,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import LARGE_SPACE
+from conftest import LARGE_SPACE, search_command
 from nas.arch import Arch
+from nas.cli import main
 from nas.latency.calibrate import Calibration, fit_calibration
 from nas.latency.layers import Layer, arch_layers
 from nas.latency.measure import build_runner, summarize, time_round_robin
@@ -206,3 +207,17 @@ def test_latency_layers_are_the_networks_own_modules():
             y = module(x)
             assert torch.equal(built(x), y)
         x = y
+
+
+def test_a_table_lacking_layers_of_the_space_is_refused_for_a_search(tmp_path, tiny_space,
+                                                                   tiny_data, tiny_lut, capsys):
+    data = json.loads(tiny_lut.read_text())
+    dropped = sorted(data["entries"])[5]
+    del data["entries"][dropped]
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    command = search_command(tiny_space, tiny_data, tmp_path, "run", 1, "--lut", str(edited))
+    assert main(["search", *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"lacks 1 layer configuration(s) of space 'tiny', the first " \
+                                    f"{dropped}" in err

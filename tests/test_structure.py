@@ -13,6 +13,7 @@ import pytest
 
 import nas
 from nas import cli
+from nas.arch import ArchError
 from nas.config import DataConfig, ProfileConfig, SearchConfig, TrainConfig
 from nas.data import DataError
 from nas.errors import UsageError, UserError
@@ -23,6 +24,7 @@ from nas.model import ModelConfig
 from nas.run import RunError
 from nas.search import SearchStalled
 from nas.space import SpaceError
+from nas.storage import StorageError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +44,7 @@ def test_no_module_imports_the_command_line():
 
 
 @pytest.mark.parametrize("error", [DataError, SpaceError, TableError, ExportError, RunError,
-                                   SearchStalled, UsageError])
+                                   SearchStalled, UsageError, ArchError, StorageError])
 def test_every_user_error_derives_from_the_one_base(error):
     assert issubclass(error, UserError) and not issubclass(error, ValueError)
 

@@ -10,18 +10,20 @@ import argparse
 from dataclasses import replace
 
 from nas.arch import Arch
+from nas.atomic import locked
 from nas.commands.common import lut_info
 from nas.latency.predict import LatencyModel
 from nas.latency.table import LatencyTable
 from nas.report import trials_frame, write_report
 from nas.run import RunDir, RunRecord
 from nas.search import ARCH, LATENCY, LATENCY_ERR, open_study
+from nas.storage import open_storage
 
 
 def run(args: argparse.Namespace) -> int:
     run_dir = RunDir(args.run)
     record = RunRecord.load(run_dir)
-    frame = trials_frame(open_study(record.storage, record.name).trials)
+    frame = trials_frame(open_study(open_storage(record.storage), record.name).trials)
     budget = args.latency_budget or record.search.budget_ms
     suffix = ""
     if args.lut is not None:
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         suffix = f"-{table.target.fingerprint()}"
     if args.latency_budget is not None:
         suffix += f"-{budget:g}ms"
-    info = write_report(run_dir, frame, budget, record, suffix)
+    with locked(run_dir.lock):  # a search may be writing the run's own report
+        info = write_report(run_dir, frame, budget, record, suffix)
     print(f"wrote {run_dir.summary(suffix)}: {len(info.front)} networks on the front under "
           f"{budget:g} ms")
     return 0

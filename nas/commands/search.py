@@ -4,29 +4,33 @@ the best network under the budget saved as it appears."""
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import replace
 from pathlib import Path
 
-import sys
-
 import optuna
-import torch
 
 from nas.arch import Arch
+from nas.atomic import locked
 from nas.commands.common import load_data, lut_info, space_from_args, target_from_args
 from nas.config import DataConfig, SearchConfig, TrainConfig
 from nas.data import Dataset
 from nas.evaluator import TrainEvaluator
 from nas.flags import from_args
 from nas.latency.predict import LatencyModel
-from nas.latency.profile import profile_space
+from nas.latency.profile import check_coverage, profile_space
 from nas.latency.table import LatencyTable, default_path
 from nas.model import ModelConfig
 from nas.progress import Progress
 from nas.report import trials_frame, write_report
-from nas.run import BestNetwork, DataInfo, RunDir, RunRecord, save_best
-from nas.search import (ARCH, LATENCY, RUNG, STATUS, Status, best_under_budget, make_sampler,
-                        open_study, resume_seed, search, trained_count)
+from nas.run import (BestNetwork, DataInfo, RunDir, RunError, RunRecord, load_best,
+                     read_checkpoint, save_best)
+from nas.search import (ARCH, LATENCY, RUNG, STATUS, Status, best_under_budget,
+                        close_stale_trials, make_sampler, open_study, resume_seed, search,
+                        trained_count, trial_seed)
 from nas.space import SearchSpace
+from nas.storage import WorkerStorage, open_storage
+from nas.train import use_threads
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,22 +48,27 @@ def run(args: argparse.Namespace) -> int:
     model_config = ModelConfig(in_channels=data.in_channels, num_classes=data.num_classes)
     name = args.run_name or f"{space.name}-{config.budget_ms:g}ms-seed{config.seed}"
     run_dir = RunDir(args.results_dir / name)
-    lut_path, table = _latency_table(args, space, model_config, data.image_size)
-    storage = args.storage or f"sqlite:///{run_dir.study_db.resolve()}"
-    record = RunRecord(
-        name=name, storage=storage, space=str(space_path.resolve()), space_name=space.name,
-        search=config, data=data_config, data_info=_data_info(data),
-        train=from_args(TrainConfig, args), model=model_config, target=table.target,
-        lut=lut_info(lut_path, table), training_threads=torch.get_num_threads())
     run_dir.root.mkdir(parents=True, exist_ok=True)
+    storage_url = args.storage or f"sqlite:///{run_dir.study_db.resolve()}"
+    storage = open_storage(storage_url)  # before profiling: a bad URL is said at once
+    lut_path, table = _latency_table(args, space, model_config, data.image_size)
+    train_config = from_args(TrainConfig, args)
+    record = RunRecord(
+        name=name, storage=storage_url, space=str(space_path.resolve()), space_name=space.name,
+        search=config, data=data_config, data_info=_data_info(data), train=train_config,
+        model=model_config, target=table.target, lut=lut_info(lut_path, table),
+        training_threads=use_threads(train_config.train_threads))
     record.save(run_dir)
     study = open_study(storage, name)
+    _close_stale(study, storage)
     study.sampler = make_sampler(config.sampler, resume_seed(config.seed, study))
     evaluator = TrainEvaluator(data, model_config, record.train)
+    _restore_best(study, run_dir, record, evaluator, len(rungs) - 1)
     monitor = _Monitor(study, run_dir, record, evaluator, len(rungs) - 1)
     try:
         search(study, space, LatencyModel(table, data.in_channels, data.num_classes), evaluator,
                config, rungs, monitor.on_trial)
+        _close_stale(study, storage)  # trials of other workers that died while this one ran
     finally:
         monitor.close()
     print(run_dir.summary().read_text())
@@ -71,7 +80,9 @@ def _latency_table(args: argparse.Namespace, space: SearchSpace, model_config: M
                    resolution: int) -> tuple[Path, LatencyTable]:
     """The table given with ``--lut``, else this machine's, profiled now if not cached."""
     if args.lut is not None:
-        return args.lut, LatencyTable.load(args.lut, space=space.name)
+        table = LatencyTable.load(args.lut, space=space.name)
+        check_coverage(args.lut, table, space, model_config)
+        return args.lut, table
     target = target_from_args(args, resolution)
     path = default_path(args.results_dir, space.name, target)
     print(f"latency table {path} ({target.describe()})")
@@ -82,6 +93,54 @@ def _data_info(data: Dataset) -> DataInfo:
     return DataInfo(train=len(data.train), val=len(data.val), test=len(data.test),
                     image_size=data.image_size, class_names=data.class_names, mean=data.mean,
                     std=data.std)
+
+
+def _close_stale(study: optuna.Study, storage: WorkerStorage) -> None:
+    closed = close_stale_trials(study, storage)
+    if closed:
+        print(f"closed trial(s) {', '.join(map(str, closed))} as failed: their worker stopped "
+              "while they ran", file=sys.stderr)
+
+
+def _best_network(trial: optuna.trial.FrozenTrial) -> BestNetwork:
+    return BestNetwork(trial=trial.number, arch=Arch.from_string(trial.user_attrs[ARCH]),
+                       accuracy=trial.values[0], latency_ms=trial.user_attrs[LATENCY])
+
+
+def _restore_best(study: optuna.Study, run_dir: RunDir, record: RunRecord,
+                  evaluator: TrainEvaluator, top_rung: int) -> None:
+    """Make best/ hold the study's best network under the budget where it does not: after a
+    kill between the end of a trial and the save of its weights (best/ then holds an older
+    network, or the new weights beside an old arch.json), or where a worker on another machine
+    trained it. Weights in weights.pt are kept; missing ones are retrained from the trial's
+    seed, which gives the same weights for the same seed and thread count."""
+    budget = record.search.budget_ms
+    best = best_under_budget(study.trials, budget, top_rung)
+    if best is None:
+        return
+    try:
+        if load_best(run_dir)[0].trial == best.number:
+            return
+    except RunError:  # none yet, damaged, or its two files disagree
+        pass
+    try:
+        held, state = read_checkpoint(run_dir)
+    except RunError:
+        held = None
+    network = _best_network(best)
+    if held is None or held.trial != best.number:
+        print(f"best/: retraining trial {best.number}, the best under the budget, whose weights "
+              "this run folder lacks", file=sys.stderr)
+        accuracy = evaluator(network.arch, trial_seed(record.search.seed, best.number)).accuracy
+        assert evaluator.last is not None
+        state = evaluator.last.state_dict()
+        if accuracy != network.accuracy:
+            print(f"best/: trial {best.number} retrained to {100 * accuracy:.2f}% validation "
+                  f"accuracy ({100 * network.accuracy:.2f}% when first trained: another thread "
+                  "count or machine); best/ keeps the retrained weights and their accuracy",
+                  file=sys.stderr)
+            network = replace(network, accuracy=accuracy)
+    save_best(run_dir, network, state, budget)
 
 
 class _Monitor:
@@ -108,10 +167,8 @@ class _Monitor:
             self.progress.note = (f"best {100 * best.values[0]:.2f}% @ "
                                   f"{best.user_attrs[LATENCY]:.2f} ms")
             if best.number == trial.number and self.evaluator.last is not None:
-                network = BestNetwork(trial=best.number, arch=Arch.from_string(
-                    best.user_attrs[ARCH]), accuracy=best.values[0],
-                    latency_ms=best.user_attrs[LATENCY])
-                save_best(self.run_dir, network, self.evaluator.last.state_dict())
+                save_best(self.run_dir, _best_network(best), self.evaluator.last.state_dict(),
+                          self.record.search.budget_ms)
         self._report()
         self.progress.step()
 
@@ -120,5 +177,6 @@ class _Monitor:
         self._report()
 
     def _report(self) -> None:
-        write_report(self.run_dir, trials_frame(self.study.trials), self.record.search.budget_ms,
-                     self.record)
+        with locked(self.run_dir.lock):  # read inside: the last writer has the latest trials
+            write_report(self.run_dir, trials_frame(self.study.trials),
+                         self.record.search.budget_ms, self.record)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from nas.arch import Arch, BlockSpec, Head, LayerSpec, Stem, conv_output_size, parse_token
+from nas.arch import (Arch, ArchError, BlockSpec, Head, LayerSpec, Stem, conv_output_size,
+                      parse_token)
 from nas.model import build_layer
 
 _KINDS: dict[type, str] = {Stem: "stem", BlockSpec: "ir", Head: "head"}
@@ -42,9 +43,9 @@ class Layer:
             shape, _, classes = shape.partition(">")
             size, _, channels = shape.split("x")
             return cls(parse_token(token), int(channels), int(size), int(classes) if classes else 0)
-        except ValueError as exc:
-            raise ValueError(f"bad layer key {key!r} (expected e.g. "
-                             "'ir_k3_e4_c24_s2_re@112x112x16')") from exc
+        except (ValueError, ArchError) as exc:
+            raise ArchError(f"bad layer key {key!r} (expected e.g. "
+                            "'ir_k3_e4_c24_s2_re@112x112x16')") from exc
 
     def build(self) -> nn.Module:
         """The module of this layer, in eval mode, as the network holds it."""

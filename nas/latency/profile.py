@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nas.arch import Arch
+from nas.atomic import locked
 from nas.config import ProfileConfig
 from nas.latency.calibrate import fit_calibration
 from nas.latency.layers import Layer
@@ -87,19 +88,41 @@ def calibrate(table: LatencyTable, fit_on: Sequence[Arch], held_out: Sequence[Ar
     table.save(path)
 
 
+def space_layers(space: SearchSpace, model: LatencyModel) -> list[Layer]:
+    """Every layer configuration the space can produce, as the model's table keys them."""
+    return [l for a in space.covering_archs() for l in model.layers(a)]
+
+
+def check_coverage(path: Path, table: LatencyTable, space: SearchSpace,
+                   model_config: ModelConfig) -> None:
+    """Refuse a table that lacks layers of the space (say, the space was edited after it was
+    profiled), naming the first missing one, before a search samples it."""
+    model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
+    missing = table.missing(space_layers(space, model))
+    if missing:
+        raise TableError(f"{path}: lacks {len(missing)} layer configuration(s) of space "
+                         f"{space.name!r}, the first {missing[0].key}; profile this space on the "
+                         "target again ('python -m nas profile --space ...')")
+
+
 def profile_space(path: Path, space: SearchSpace, target: Target, model_config: ModelConfig,
                   config: ProfileConfig = ProfileConfig()) -> LatencyTable:
-    """Time every layer configuration the space can produce, then calibrate and validate."""
-    table = open_table(path, space, target)
-    model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
-    layers = [l for a in space.covering_archs() for l in model.layers(a)]
-    unique = {l.key for l in layers}
-    print(f"{space.name}: {len(unique)} layer configurations at {target.input_size}px, "
-          f"{len(table.missing(layers))} still to time", file=sys.stderr)
-    measure_layers(table, layers, path, config)
-    if table.calibration is None:
-        calibrate(table, *calibration_sets(space, config), model_config, path, config)
-    return table
+    """Time every layer configuration the space can produce, then calibrate and validate.
+
+    One process at a time builds a table file (a lock file beside it): a second one, say a
+    second search worker started at the same moment, waits and then finds the table built."""
+    with locked(path.with_name(f".{path.name}.lock"),
+                waiting=f"waiting for another process to finish building {path}"):
+        table = open_table(path, space, target)
+        model = LatencyModel(table, model_config.in_channels, model_config.num_classes)
+        layers = space_layers(space, model)
+        unique = {l.key for l in layers}
+        print(f"{space.name}: {len(unique)} layer configurations at {target.input_size}px, "
+              f"{len(table.missing(layers))} still to time", file=sys.stderr)
+        measure_layers(table, layers, path, config)
+        if table.calibration is None:
+            calibrate(table, *calibration_sets(space, config), model_config, path, config)
+        return table
 
 
 def calibration_sets(space: SearchSpace, config: ProfileConfig) -> tuple[list[Arch], list[Arch]]:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nas.arch import ArchError
 from nas.atomic import write_text
 from nas.errors import UserError
 from nas.latency.calibrate import Calibration
@@ -75,7 +77,7 @@ class LatencyTable:
             data = json.loads(path.read_text())
         except OSError as exc:
             raise TableError(f"cannot read latency table {path}: {exc.strerror}") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a number too long
             raise TableError(f"{path}: corrupt or truncated latency table ({exc}); delete it "
                              "to rebuild, or pass another --lut") from exc
         if not isinstance(data, dict) or "schema" not in data:
@@ -95,9 +97,12 @@ class LatencyTable:
             validation = (None if data.get("validation") is None
                           else Agreement.from_dict(data["validation"]))
             table_space = str(data["space"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, ArchError) as exc:
             raise TableError(f"{path}: malformed latency table ({exc.__class__.__name__}: {exc}); "
                              "rebuild it with 'python -m nas profile'") from exc
+        if not _usable(entries.values(), calibration):
+            raise TableError(f"{path}: a timing or calibration factor is negative, infinite or "
+                             "NaN; the file was edited or damaged, rebuild it")
         if data.get("fingerprint") != target.fingerprint():
             raise TableError(f"{path}: fingerprint does not match its target fields; the file "
                              "was edited or damaged, rebuild it")
@@ -106,6 +111,16 @@ class LatencyTable:
                              "profile this space or pass its own --lut")
         return cls(target=target, space=table_space, entries=entries, calibration=calibration,
                    validation=validation)
+
+
+def _usable(timings: Iterable[Timing], calibration: Calibration | None) -> bool:
+    """Whether every number a prediction is made of is finite, and every timing >= 0."""
+    numbers = [x for t in timings for x in (t.median_ms, t.spread_ms)]
+    if any(x < 0 for x in numbers):
+        return False
+    if calibration is not None:
+        numbers += [calibration.intercept_ms, calibration.rel_rmse, *calibration.scales.values()]
+    return all(math.isfinite(x) for x in numbers)
 
 
 def file_hash(path: Path) -> str:
