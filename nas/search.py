@@ -21,6 +21,7 @@ from nas.config import SearchConfig
 from nas.errors import UserError
 from nas.evaluator import Evaluation
 from nas.latency.predict import Prediction
+from nas.sampling import TrialSeeded
 from nas.space import SearchSpace
 from nas.storage import WorkerStorage
 from nas.train import Diverged
@@ -52,7 +53,13 @@ class Evaluator(Protocol):
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler called ``name`` (one of `nas.config.SAMPLERS`), seeded."""
+    """The sampler called ``name`` (one of `nas.config.SAMPLERS`), seeded for each trial from
+    ``seed`` and the trial's number (`nas.sampling.TrialSeeded`), so workers sharing a study
+    draw different candidates and one worker the same ones for the same study."""
+    return TrialSeeded(lambda number: _sampler(name, trial_seed(seed, number)))
+
+
+def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     if name == "nsga2":
@@ -83,14 +90,8 @@ def close_stale_trials(study: optuna.Study, storage: WorkerStorage) -> list[int]
                                             "the machine went down)"})
 
 
-def resume_seed(seed: int, study: optuna.Study) -> int:
-    """The sampler's seed for a (re)started run: shifted by the trials already in the study, so a
-    resumed run does not replay the first run's draws."""
-    return seed + len(study.trials)
-
-
 def trial_seed(seed: int, number: int) -> int:
-    """The training seed of trial ``number`` in a run seeded ``seed``."""
+    """The seed of trial ``number`` (its draws and its training) in a run seeded ``seed``."""
     return seed * 100_003 + number
 
 
