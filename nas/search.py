@@ -25,6 +25,7 @@ from nas.errors import UserError
 from nas.evaluator import Evaluation
 from nas.halving import RungResult, next_promotion
 from nas.latency.predict import Prediction
+from nas.sampling import TrialSeeded
 from nas.space import SearchSpace
 from nas.storage import WorkerStorage
 from nas.train import Diverged
@@ -58,7 +59,13 @@ class Evaluator(Protocol):
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler called ``name`` (one of `nas.config.SAMPLERS`), seeded."""
+    """The sampler called ``name`` (one of `nas.config.SAMPLERS`), seeded for each trial from
+    ``seed`` and the trial's number (`nas.sampling.TrialSeeded`), so workers sharing a study
+    draw different candidates and one worker the same ones for the same study."""
+    return TrialSeeded(lambda number: _sampler(name, trial_seed(seed, number)))
+
+
+def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     if name == "nsga2":
@@ -89,14 +96,8 @@ def close_stale_trials(study: optuna.Study, storage: WorkerStorage) -> list[int]
                                             "the machine went down)"})
 
 
-def resume_seed(seed: int, study: optuna.Study) -> int:
-    """The sampler's seed for a (re)started run: shifted by the trials already in the study, so a
-    resumed run does not replay the first run's draws."""
-    return seed + len(study.trials)
-
-
 def trial_seed(seed: int, number: int) -> int:
-    """The training seed of trial ``number`` in a run seeded ``seed``."""
+    """The seed of trial ``number`` (its draws and its training) in a run seeded ``seed``."""
     return seed * 100_003 + number
 
 
@@ -104,25 +105,32 @@ def _rung(trial: FrozenTrial) -> int:
     return int(trial.user_attrs.get(RUNG, 0))
 
 
+def _trained(trial: FrozenTrial) -> bool:
+    """Trained and told: another worker's trial is marked trained a moment before its values
+    reach the study."""
+    return trial.state == TrialState.COMPLETE and trial.user_attrs.get(STATUS) == Status.TRAINED
+
+
 def trained_count(study: optuna.Study, top_rung: int = 0) -> int:
     """Candidates whose training at the top rung finished (trained or diverged)."""
-    return sum(t.user_attrs.get(STATUS) in (Status.TRAINED, Status.FAILED)
+    return sum((_trained(t) or (t.state == TrialState.FAIL
+                                and t.user_attrs.get(STATUS) == Status.FAILED))
                and _rung(t) == top_rung for t in study.trials)
 
 
 def best_under_budget(trials: list[FrozenTrial], budget_ms: float,
                       top_rung: int = 0) -> FrozenTrial | None:
     """The most accurate candidate trained at the top rung within the budget (ties: faster)."""
-    ok = [t for t in trials if t.user_attrs.get(STATUS) == Status.TRAINED
-          and _rung(t) == top_rung and t.user_attrs[LATENCY] <= budget_ms]
+    ok = [t for t in trials
+          if _trained(t) and _rung(t) == top_rung and t.user_attrs[LATENCY] <= budget_ms]
     return max(ok, key=lambda t: (t.values[0], -t.user_attrs[LATENCY]), default=None)
 
 
 def rung_results(trials: list[FrozenTrial]) -> tuple[list[RungResult], set[int]]:
     """What successive halving reads back from the study: every candidate's result at its
     rung, and the trials already promoted (finished, running or queued at the next rung)."""
-    results = [RungResult(t.number, _rung(t), t.values[0] if t.user_attrs.get(STATUS)
-                          == Status.TRAINED else None, t.user_attrs[LATENCY])
+    results = [RungResult(t.number, _rung(t), t.values[0] if _trained(t) else None,
+                          t.user_attrs[LATENCY])
                for t in trials if LATENCY in t.user_attrs
                and t.user_attrs.get(STATUS) != Status.OVER_BUDGET]
     promoted = {int(t.user_attrs[PROMOTED_FROM]) for t in trials

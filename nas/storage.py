@@ -8,10 +8,11 @@ Several processes (workers) may run trials of one study at once. Each trial a wo
 tagged with the worker (machine boot, PID namespace, PID and start time) and kept alive by
 Optuna's heartbeat, which a thread of the worker records every `HEARTBEAT_S` seconds while the
 trial runs (Optuna records it only inside ``study.optimize``; the search asks and tells). A
-worker killed with SIGKILL, or a machine that lost power, leaves its trial RUNNING; `close_stale_trials`
-closes such trials: the worker's process is gone from this machine, or (from another machine) no
-heartbeat came for `GRACE_S` seconds, or the trial has no tag and started that long ago (a trial
-of an earlier version, or one whose worker died before tagging it).
+worker killed with SIGKILL, or a machine that lost power, leaves its trial RUNNING;
+`WorkerStorage.close_stale_trials` closes such trials: the worker's process is gone from this
+machine, or (from another machine) no heartbeat came for `GRACE_S` seconds, or the trial has no
+tag and started that long ago (a trial of an earlier version, or one whose worker died before
+tagging it).
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.atomic import locked
 from nas.errors import UserError
 
 HEARTBEAT_S = 10  # a worker records the heartbeat of its trial this often
 GRACE_S = 60  # a trial whose heartbeat is this old is stale (its worker is on another machine)
 WORKER = "nas:worker"  # trial system attribute: the worker that runs it (`Worker`, as a dict)
 SQLITE_TIMEOUT_S = 60  # how long a worker waits for another's write to an SQLite file
+SCHEMA_ATTEMPTS = 5  # tries to open a database other workers are creating the tables of
 
 
 class StorageError(UserError):
@@ -46,7 +49,7 @@ class StorageError(UserError):
 
 @dataclass(frozen=True)
 class Worker:
-    """A process, identified across machines, PID namespaces (containers) and PID reuse."""
+    """A process, told apart across machines, PID namespaces (containers) and PID reuse."""
 
     host: str  # for people reading the study; the next three tell machines apart
     boot: str  # the kernel's boot id: a reboot (or a power cut) ends every earlier worker
@@ -55,22 +58,21 @@ class Worker:
     start: str  # the process's start time in clock ticks since boot (/proc/PID/stat)
 
     @classmethod
-    def this(cls) -> Worker | None:
-        """This process, or None where /proc does not say (not Linux)."""
-        boot = _read("/proc/sys/kernel/random/boot_id")
-        start = _start_time(os.getpid())
+    def this(cls) -> Worker:
+        """This process; where /proc does not say (not Linux), only its host and PID."""
         try:
             namespace = os.readlink("/proc/self/ns/pid")
         except OSError:
-            return None
-        if boot is None or start is None:
-            return None
-        return cls(socket.gethostname(), boot, namespace, os.getpid(), start)
+            namespace = ""
+        return cls(socket.gethostname(), _read("/proc/sys/kernel/random/boot_id") or "",
+                   namespace, os.getpid(), _start_time(os.getpid()) or "")
 
-    def is_gone(self, here: Worker | None) -> bool:
+    def is_gone(self, here: Worker) -> bool:
         """Whether this worker ran where ``here`` runs (same boot, same PID namespace) and its
-        process has ended; False when it ran elsewhere, where only its heartbeat tells."""
-        if here is None or (self.boot, self.pid_namespace) != (here.boot, here.pid_namespace):
+        process has ended; False when it ran elsewhere, or where /proc does not say, where
+        only its heartbeat tells."""
+        if "" in (self.boot, self.pid_namespace, self.start) or \
+                (self.boot, self.pid_namespace) != (here.boot, here.pid_namespace):
             return False
         return _start_time(self.pid) != self.start
 
@@ -125,8 +127,7 @@ class WorkerStorage(optuna.storages.RDBStorage):
         return changed
 
     def _claim(self, trial_id: int) -> None:
-        if self.worker is not None:
-            self.set_trial_system_attr(trial_id, WORKER, asdict(self.worker))
+        self.set_trial_system_attr(trial_id, WORKER, asdict(self.worker))
         self.record_heartbeat(trial_id)
         with self._guard:
             self._running.add(trial_id)
@@ -183,6 +184,26 @@ def _worker(tag: dict[str, Any]) -> Worker:
         return Worker("", "", "", 0, "")
 
 
+def _new_storage(url: str, parsed: sqlalchemy.engine.URL,
+                 engine_kwargs: dict[str, Any]) -> WorkerStorage:
+    """The storage. Workers that open a new database at once race to create Optuna's tables:
+    on an SQLite file they take turns (a lock file beside it); on a server the losers, who find
+    the tables half made, try again."""
+    database = Path(parsed.database or ":memory:")
+    if parsed.get_backend_name() == "sqlite" and database.name != ":memory:" \
+            and database.parent.is_dir():
+        with locked(database.with_name(f".{database.name}.lock")):
+            return WorkerStorage(url, engine_kwargs)
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return WorkerStorage(url, engine_kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
 def open_storage(url: str) -> WorkerStorage:
     """The storage at ``url``; a `StorageError` in one line when it cannot be opened."""
     try:
@@ -191,11 +212,11 @@ def open_storage(url: str) -> WorkerStorage:
         raise StorageError(f"--storage {url!r} is not a database URL; pass sqlite:///FILE or "
                            "postgresql://USER@HOST/DB") from None
     shown = parsed.render_as_string(hide_password=True)
-    sqlite = parsed.get_backend_name() == "sqlite"
     # Several workers write one SQLite file: wait for each other's writes instead of failing.
-    engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if sqlite else {}
+    engine_kwargs = ({"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+                     if parsed.get_backend_name() == "sqlite" else {})
     try:
-        return WorkerStorage(url, engine_kwargs)
+        return _new_storage(url, parsed, engine_kwargs)
     except sqlalchemy.exc.NoSuchModuleError:
         raise StorageError(f"--storage {shown}: unknown database {parsed.drivername!r}; pass "
                            "sqlite:///FILE or postgresql://USER@HOST/DB") from None

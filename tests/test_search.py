@@ -7,7 +7,7 @@ from nas.latency.predict import Prediction
 from nas.config import SAMPLERS, SearchConfig
 from nas.evaluator import Evaluation
 from nas.search import (STATUS, SearchStalled, Status, best_under_budget, make_sampler,
-                        open_study, search, trained_count)
+                        open_study, run_trial, search, trained_count)
 from nas.space import load_space
 from nas.train import Diverged
 
@@ -104,3 +104,27 @@ def test_impossible_budget_stops_with_a_message(tmp_path):
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_every_sampler_name_builds_a_seeded_sampler(name):
     assert isinstance(make_sampler(name, 0), optuna.samplers.BaseSampler)
+
+
+def test_workers_sharing_a_study_draw_different_candidates(tmp_path):
+    """Two studies on one storage, as two worker processes started with the same seed: each
+    trial is seeded by its number, so they do not draw the same architectures."""
+    space = load_space(LARGE_SPACE)
+    workers = [_study(tmp_path, sampler="random") for _ in range(2)]
+    for _ in range(3):
+        for study in workers:
+            run_trial(study, space, BlockCountLatency(), FakeEvaluator(),
+                      SearchConfig(budget_ms=100, trials=6), SINGLE)
+    archs = [t.user_attrs["arch"] for t in workers[0].trials]
+    assert len(archs) == 6 == len(set(archs))
+
+
+def test_over_budget_candidates_are_pruned_without_values(tmp_path):
+    study = _study(tmp_path, sampler="random")
+    search(study, load_space(LARGE_SPACE), BlockCountLatency(), FakeEvaluator(),
+           SearchConfig(budget_ms=14, trials=3), SINGLE)
+    assert study.metric_names == ["validation_accuracy", "predicted_latency_ms"]
+    over = [t for t in study.trials if t.user_attrs[STATUS] == Status.OVER_BUDGET]
+    assert over and all(t.state == optuna.trial.TrialState.PRUNED and t.values is None
+                        and t.constraints["latency_budget"] > 0 for t in over)
+    assert {t.number for t in study.best_trials}.isdisjoint(t.number for t in over)

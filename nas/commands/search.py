@@ -26,8 +26,8 @@ from nas.report import trials_frame, write_report
 from nas.run import (BestNetwork, DataInfo, RunDir, RunError, RunRecord, load_best,
                      read_checkpoint, save_best)
 from nas.search import (ARCH, LATENCY, RUNG, STATUS, Status, best_under_budget,
-                        close_stale_trials, make_sampler, open_study, resume_seed, search,
-                        trained_count, trial_seed)
+                        close_stale_trials, make_sampler, open_study, search, trained_count,
+                        trial_seed)
 from nas.space import SearchSpace
 from nas.storage import WorkerStorage, open_storage
 from nas.train import use_threads
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     record.save(run_dir)
     study = open_study(storage, name)
     _close_stale(study, storage)
-    study.sampler = make_sampler(config.sampler, resume_seed(config.seed, study))
+    study.sampler = make_sampler(config.sampler, config.seed)
     evaluator = TrainEvaluator(data, model_config, record.train)
     _restore_best(study, run_dir, record, evaluator, len(rungs) - 1)
     monitor = _Monitor(study, run_dir, record, evaluator, len(rungs) - 1)
@@ -166,9 +166,11 @@ class _Monitor:
         if best is not None:
             self.progress.note = (f"best {100 * best.values[0]:.2f}% @ "
                                   f"{best.user_attrs[LATENCY]:.2f} ms")
-            if best.number == trial.number and self.evaluator.last is not None:
-                save_best(self.run_dir, _best_network(best), self.evaluator.last.state_dict(),
-                          self.record.search.budget_ms)
+        if trial.user_attrs[STATUS] == Status.TRAINED and self.evaluator.last is not None:
+            # save_best keeps it only if it beats the network held: the study's best, or on a
+            # machine sharing the study with others, the best trained into this folder.
+            save_best(self.run_dir, _best_network(trial), self.evaluator.last.state_dict(),
+                      self.record.search.budget_ms)
         self._report()
         self.progress.step()
 

@@ -1,0 +1,94 @@
+"""Several run_search.py workers on one study: on one SQLite run folder, and on a real
+PostgreSQL server (scripts/postgres.sh) with a run folder each, as on two machines."""
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, search_command
+from nas.run import RunDir, RunRecord, load_best
+from nas.search import STATUS, Status, best_under_budget, open_study
+from nas.storage import WORKER
+
+TRIALS, WORKERS = 6, 2
+
+
+def _run_at_once(commands: list[list[str]]) -> list[str]:
+    """Start every command at once; each must succeed. Returns their stderr."""
+    procs = [subprocess.Popen([sys.executable, *c], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for c in commands]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    for p, err in zip(procs, errs):
+        assert p.returncode == 0, err[-3000:]
+    return errs
+
+
+def _check_the_study(storage: str, name: str) -> list:
+    """No trial lost or left running, none trained twice, the count overshot by at most
+    workers - 1, and every worker trained some."""
+    trials = open_study(storage, name).trials
+    assert [t.number for t in trials] == list(range(len(trials)))
+    assert all(t.state.is_finished() for t in trials)
+    trained = [t for t in trials if t.user_attrs.get(STATUS) == Status.TRAINED]
+    assert TRIALS <= len(trained) <= TRIALS + WORKERS - 1
+    assert len({t.system_attrs[WORKER]["pid"] for t in trained}) == WORKERS
+    return trials
+
+
+def _check_the_folder(run: RunDir, trials: list) -> None:
+    """The report lists every trial, and best/ and the summary name the study's best."""
+    report = pd.read_csv(run.trials_csv())
+    assert sorted(report["number"]) == [t.number for t in trials]
+    best = best_under_budget(trials, 1000)
+    assert load_best(run)[0].trial == best.number
+    assert f"- trial {best.number}: validation accuracy" in run.summary().read_text()
+
+
+def test_two_workers_share_one_run_folder(tmp_path, tiny_space, tiny_data):
+    command = search_command(tiny_space, tiny_data, tmp_path, "run", TRIALS)
+    errs = _run_at_once([command] * WORKERS)
+    # The table did not exist: one worker built it while the other waited, then used it.
+    timed = [int(m) for err in errs for m in re.findall(r"(\d+) still to time", err)]
+    assert len(timed) == WORKERS and sorted(timed)[0] == 0 < sorted(timed)[1]
+    assert len(list((tmp_path / "luts").glob("*.json"))) == 1
+    run = RunDir(tmp_path / "run")
+    _check_the_folder(run, _check_the_study(RunRecord.load(run).storage, "run"))
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server (scripts/postgres.sh), or a skip that says why not."""
+    folder = tempfile.mkdtemp(prefix="nas-pg-", dir="/tmp")  # short: it holds the socket
+    script = ROOT / "scripts" / "postgres.sh"
+    started = subprocess.run([str(script), "start", folder], capture_output=True, text=True,
+                             timeout=600)
+    if started.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"no PostgreSQL server: scripts/postgres.sh start failed: "
+                    f"{started.stderr.strip()[-500:]}")
+    yield started.stdout.strip()
+    subprocess.run([str(script), "stop", folder], check=True, timeout=120)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_workers_on_postgresql_as_on_two_machines(tmp_path, tiny_space, tiny_data,
+                                                       tiny_lut, postgres_url):
+    commands = [search_command(tiny_space, tiny_data, tmp_path / machine, "run", TRIALS,
+                               "--storage", postgres_url, "--lut", str(tiny_lut))
+                for machine in ("a", "b")]
+    _run_at_once(commands)
+    trials = _check_the_study(postgres_url, "run")
+    # Each machine's best/ holds the best it trained; the study's best is in one of them.
+    best = best_under_budget(trials, 1000)
+    assert best.number in {load_best(RunDir(tmp_path / m / "run"))[0].trial for m in "ab"}
+    # The same command again on a machine brings its folder up to the whole study (best/
+    # retrained there if the other machine trained it), and trains nothing more.
+    _run_at_once(commands[:1])
+    assert open_study(postgres_url, "run").trials == trials
+    _check_the_folder(RunDir(tmp_path / "a" / "run"), trials)
