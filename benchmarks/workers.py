@@ -3,9 +3,11 @@
 Builds the latency table first (outside the timed windows), then, for each layout, starts the
 workers (``run_search.py`` with one shared SQLite run folder, ``--train-threads``), stops them
 with SIGTERM after the same wall time, and counts the candidates they trained in it. The window
-starts when the processes start, so both layouts pay their start-up (imports, data) in it; the
-candidate each worker has in flight at the end is lost to both alike. Prints one line per layout
-and the machine's load average, since a shared machine's other work moves the figures.
+starts when the processes start, so both layouts pay their start-up (imports, data) in it, and
+the candidate each worker has in flight at the end is lost (one per worker: this favours one
+worker in short windows), so it also prints the steady rate, workers / median training seconds.
+Prints one line per layout and the machine's load average, since a shared machine's other work
+moves the figures.
 Run: ``.venv/bin/python benchmarks/workers.py [--minutes 3] [--data-dir DIR]``; other flags
 (``--epochs 1``, ``--train-samples 2000``) go to every worker.
 """
@@ -14,47 +16,33 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from nas.run import RunDir, RunRecord
 from nas.search import SECONDS, STATUS, Status, open_study
-
-ROOT = Path(__file__).resolve().parent.parent
+from timed_runs import ROOT, SEARCH, run_for
 
 
 def _layout(workers: int, threads: int, seconds: float, flags: list[str],
             results: Path) -> dict[str, float]:
     """Run ``workers`` workers of ``threads`` threads for ``seconds``; what they trained."""
     name = f"{workers}x{threads}"
-    command = [sys.executable, str(ROOT / "run_search.py"), *flags, "--results-dir",
+    command = [*SEARCH, *flags, "--results-dir",
                str(results), "--run-name", name, "--trials", "1000000", "--train-threads",
                str(threads)]
-    start = time.monotonic()
-    procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for _ in range(workers)]
-    while time.monotonic() - start < seconds and all(p.poll() is None for p in procs):
-        time.sleep(1)
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        err = p.communicate(timeout=600)[1]
-        if p.returncode != 143:
-            raise SystemExit(f"{name}: a worker ended with {p.returncode}: {err[-2000:]}")
-    wall = time.monotonic() - start
+    wall = run_for([command] * workers, seconds)
     run = RunDir(results / name)
     trials = open_study(RunRecord.load(run).storage, name).trials
     trained = [t for t in trials if t.user_attrs.get(STATUS) == Status.TRAINED]
+    median = (statistics.median(t.user_attrs[SECONDS] for t in trained) if trained
+              else float("nan"))
     return {"workers": workers, "threads": threads, "wall_s": wall, "trained": len(trained),
-            "per_hour": 3600 * len(trained) / wall,
-            "median_train_s": statistics.median(t.user_attrs[SECONDS] for t in trained)
-            if trained else float("nan")}
+            "per_hour": 3600 * len(trained) / wall, "median_train_s": median,
+            "steady_per_hour": 3600 * workers / median}
 
 
 def main() -> None:
@@ -64,7 +52,8 @@ def main() -> None:
                         help="N: workers of the first layout, threads of the second")
     parser.add_argument("--budget", default="20ms")
     args, flags = parser.parse_known_args()
-    flags = ["--latency-budget", args.budget, *flags]
+    # One fidelity: every candidate is one whole proxy training (2 epochs by default).
+    flags = ["--latency-budget", args.budget, "--rung-epochs", "none", *flags]
     with tempfile.TemporaryDirectory(prefix="nas-workers-") as folder:
         results = Path(folder)
         print(f"building the latency table (not timed); load average {os.getloadavg()[0]:.2f}",
@@ -78,11 +67,13 @@ def main() -> None:
             rows.append(row)
             print(f"{workers} worker(s) x {threads} training thread(s): {row['trained']} "
                   f"candidates in {row['wall_s']:.0f} s = {row['per_hour']:.0f} per hour "
-                  f"(median training {row['median_train_s']:.1f} s a candidate; load average "
+                  f"(median training {row['median_train_s']:.1f} s a candidate, steady "
+                  f"{row['steady_per_hour']:.0f} per hour; load average "
                   f"{load:.2f} before, {os.getloadavg()[0]:.2f} after)", flush=True)
     if rows[1]["per_hour"]:
         print(f"{rows[0]['workers']} x 1 trains {rows[0]['per_hour'] / rows[1]['per_hour']:.2f}x "
-              f"the candidates per hour of 1 x {rows[1]['threads']}")
+              f"the candidates per hour of 1 x {rows[1]['threads']} in the window, "
+              f"{rows[0]['steady_per_hour'] / rows[1]['steady_per_hour']:.2f}x steady")
 
 
 if __name__ == "__main__":
