@@ -62,6 +62,9 @@ class TrainConfig:
     crop_padding: int = 0  # random-crop padding in px; crops cost 5 points in a 2-epoch run
     flip: bool = True  # random horizontal flips
     eval_batch_size: int = 1000
+    # Training images whose plain average re-estimates batch-norm statistics after training
+    # (`nas.train.recalibrate_batchnorm`); without it, quarter-epoch rungs score chance level.
+    recalibration_images: int = 2048
     train_threads: int | None = field(default=None, metadata=flag(
         "intra-op threads a worker trains with (default: torch's, one per core); with "
         "several workers on one machine, give each its share of the cores",

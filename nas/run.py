@@ -25,7 +25,7 @@ from nas.errors import UserError
 from nas.latency.target import Target
 from nas.model import ModelConfig
 
-RUN_SCHEMA = 1
+RUN_SCHEMA = 2  # 2: training ends with a batch-norm recalibration
 
 
 class RunError(UserError):

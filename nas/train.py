@@ -88,7 +88,35 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
             running += loss.detach()
             step += 1
         epoch_loss = float(running) / steps
+    recalibrate_batchnorm(model, data, config.recalibration_images, config.batch_size)
     return epoch_loss
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, data: Dataset, images: int, batch_size: int) -> None:
+    """Re-estimate every batch-norm layer's running statistics as the plain average over the
+    first ``images`` training images (no augmentation), with the weights as trained.
+
+    After a short training the running averages (momentum 0.1) still mix statistics of early,
+    very different weights: evaluated with them, networks trained for a quarter or half an
+    epoch scored chance level (10% on Fashion-MNIST) while the same weights scored 30-67% with
+    re-estimated statistics; after 2 epochs the change is within +-0.2 points. Costs a forward
+    pass over ``images`` images (about 1.3 s for 2,048 at 28 px on the development machine).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms or images <= 0:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.train()
+    pixels = data.train.images[:images]
+    for start in range(0, len(pixels), batch_size):
+        inputs = normalize(pixels[start:start + batch_size], data.mean, data.std)
+        model(inputs.contiguous(memory_format=torch.channels_last))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
 
 
 @torch.no_grad()

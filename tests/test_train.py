@@ -9,7 +9,9 @@ from nas.config import TrainConfig
 from nas.data import load_dataset
 from nas.evaluator import TrainEvaluator
 from nas.model import MobileNet, ModelConfig, complexity
-from nas.train import Diverged, lr_at, seeded, top1_accuracy, train_and_validate
+from nas.data import normalize
+from nas.train import (Diverged, lr_at, recalibrate_batchnorm, seeded, top1_accuracy, train,
+                       train_and_validate)
 
 TINY = Arch.from_string("stem_c8_hs-ir_k3_e3_c16_s2_re-ir_k3_e3_c16_s1_hs_se-head_c32_f32_hs")
 
@@ -47,3 +49,32 @@ def test_nan_loss_raises_diverged(idx_dir):
         generator = seeded(0)
         train_and_validate(MobileNet(TINY, ModelConfig(1, 10)), poisoned, TrainConfig(),
                            generator)
+
+
+def test_batchnorm_statistics_are_re_estimated_from_training_images_after_training(idx_dir):
+    data = load_dataset("fashion-mnist", idx_dir, val_samples=50, seed=0)
+    model = MobileNet(TINY, ModelConfig(1, 10))
+    config = TrainConfig(epochs=0.5, batch_size=len(data.train), recalibration_images=0)
+    train(model, data, config, seeded(0))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    inputs: dict[torch.nn.Module, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda m, args, out: inputs.__setitem__(m, args[0]))
+             for m in norms]
+    model.train()
+    with torch.no_grad():
+        model(normalize(data.train.images, data.mean, data.std))
+    for hook in hooks:
+        hook.remove()
+    # what each layer sees with the trained weights, over all the training images
+    means = [inputs[m].mean((0, 2, 3)) for m in norms]
+    variances = [inputs[m].var((0, 2, 3)) for m in norms]  # unbiased, as BatchNorm keeps it
+
+    def matches() -> bool:
+        return all(torch.allclose(m.running_mean, mean, rtol=1e-3, atol=1e-5)
+                   and torch.allclose(m.running_var, var, rtol=1e-3, atol=1e-5)
+                   for m, mean, var in zip(norms, means, variances))
+
+    assert not matches()  # the momentum averages of a short training lag the weights
+    recalibrate_batchnorm(model, data, len(data.train), batch_size=len(data.train))
+    assert matches()
+    assert all(m.momentum == 0.1 for m in norms)  # training would go on as before
