@@ -48,6 +48,7 @@ class FrontInfo:
     best: pd.Series | None  # most accurate within budget
     rungs: tuple[float, ...]  # epochs per rung, cheapest first
     per_rung: tuple[int, ...]  # candidates trained at each rung
+    rung_seconds: tuple[float, ...]  # median training seconds of a candidate at each rung
     sampled: int  # candidates drawn (each enters at the cheapest rung)
     trained: int  # at the top rung, whose accuracy the front shows
     within_budget: int  # trained at the top rung, latency (on this table) within the budget
@@ -75,6 +76,8 @@ def front_info(frame: pd.DataFrame, budget_ms: float, seed_std: float,
         tied = feasible[mask].sort_values("latency_ms").reset_index(drop=True)
     return FrontInfo(budget_ms=budget_ms, front=front, best=best, rungs=tuple(rungs),
                      per_rung=tuple(int((done["rung"] == r).sum()) for r in range(len(rungs))),
+                     rung_seconds=tuple(float(done.loc[done["rung"] == r, "train_seconds"].median())
+                                        for r in range(len(rungs))),
                      sampled=int((frame["rung"] == 0).sum()), trained=len(trained),
                      within_budget=len(feasible),
                      over_budget=int((frame["status"] == Status.OVER_BUDGET).sum()),
@@ -151,7 +154,8 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
 
 
 def _rungs_line(info: FrontInfo, record: RunRecord) -> str:
-    counts = ", ".join(f"{n} trained at {e:g} epochs" for n, e in zip(info.per_rung, info.rungs))
+    counts = ", ".join(f"{n} trained at {e:g} epochs" + (f" (median {t:.1f} s each)" if n else "")
+                       for n, e, t in zip(info.per_rung, info.rungs, info.rung_seconds))
     if len(info.rungs) == 1:
         return f"{counts} (single fidelity)"
     return (f"{counts} (successive halving: 1 in {record.search.eta} per latency band of "

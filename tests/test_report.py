@@ -41,7 +41,10 @@ def test_summary_states_provenance_counts_best_and_front(study, tmp_path):
     assert f"- target: {record.target.describe()}" in text
     assert "(sha256 abc)" in text and record.describe_data() in text
     assert f"{sampled} candidates sampled, {over} excluded by the budget before training" in text
-    assert "1 failed;" in text and "- rungs: 5 trained at 2 epochs (single fidelity)" in text
+    seconds = frame.loc[frame["status"] == Status.TRAINED, "train_seconds"].median()
+    assert "1 failed;" in text
+    assert f"- rungs: 5 trained at 2 epochs (median {seconds:.1f} s each) (single fidelity)" \
+        in text
     best = frame.loc[frame["accuracy"].idxmax()]
     assert f"- trial {int(best['number'])}: validation accuracy {100 * best['accuracy']:.2f}%" \
         in text
