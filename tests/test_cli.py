@@ -134,9 +134,11 @@ def test_front_info_counts_and_best_by_hand():
         "status": ["trained", "trained", "trained", "over_budget", "failed", "trained"],
         "accuracy": [0.80, 0.85, 0.83, None, None, 0.90],
         "latency_ms": [10.0, 12.0, 15.0, 25.0, 11.0, 21.0],
-        "number": [0, 1, 2, 3, 4, 5], "rung": [0] * 6})
+        "number": [0, 1, 2, 3, 4, 5], "rung": [0] * 6,
+        "train_seconds": [10.0, 20.0, 30.0, None, 5.0, 40.0]})
     info = front_info(frame, 20.0, seed_std=1.0)  # margin 2 x sqrt(2) = 2.83 points
     assert (info.trained, info.within_budget, info.over_budget, info.failed) == (4, 3, 1, 1)
+    assert info.rung_seconds == (25.0,)  # the median over the trained ones
     assert list(info.within_noise["number"]) == [1, 2]  # 85% and 83%; 80% is 5 points off
     assert list(info.front["number"]) == [0, 1]
     assert int(info.best["number"]) == 1
