@@ -28,6 +28,7 @@ from nas.run import (BestNetwork, DataInfo, RunDir, RunError, RunRecord, load_be
 from nas.search import (ARCH, LATENCY, RUNG, STATUS, Status, best_under_budget,
                         close_stale_trials, make_sampler, open_study, search, trained_count,
                         trial_seed)
+from nas.signals import deferred_stops
 from nas.space import SearchSpace
 from nas.storage import WorkerStorage, open_storage
 from nas.train import use_threads
@@ -166,17 +167,19 @@ class _Monitor:
         if best is not None:
             self.progress.note = (f"best {100 * best.values[0]:.2f}% @ "
                                   f"{best.user_attrs[LATENCY]:.2f} ms")
-        if trial.user_attrs[STATUS] == Status.TRAINED and self.evaluator.last is not None:
-            # save_best keeps it only if it beats the network held: the study's best, or on a
-            # machine sharing the study with others, the best trained into this folder.
-            save_best(self.run_dir, _best_network(trial), self.evaluator.last.state_dict(),
-                      self.record.search.budget_ms)
-        self._report()
+        with deferred_stops():  # a stop comes after the writes, not half-way through
+            if trial.user_attrs[STATUS] == Status.TRAINED and self.evaluator.last is not None:
+                # save_best keeps it only if it beats the network held: the study's best, or on
+                # a machine sharing the study with others, the best trained into this folder.
+                save_best(self.run_dir, _best_network(trial), self.evaluator.last.state_dict(),
+                          self.record.search.budget_ms)
+            self._report()
         self.progress.step()
 
     def close(self) -> None:
         self.progress.close()
-        self._report()
+        with deferred_stops():
+            self._report()
 
     def _report(self) -> None:
         with locked(self.run_dir.lock):  # read inside: the last writer has the latest trials
