@@ -106,8 +106,9 @@ def test_timed_forward_passes_do_not_page_fault():
                              capture_output=True, text=True)
         return int(out.stdout)
 
-    # glibc's default hands freed activations back to the kernel: hundreds of faults a pass.
-    assert faults("system") > 500
+    # glibc's default hands freed activations back to the kernel: usually hundreds of faults a
+    # pass, but its dynamic mmap threshold can also settle at none (seen once in CI), so only
+    # the steady allocator's promise is asserted.
     assert faults("steady") < 10
 
 

@@ -8,6 +8,15 @@ from nas.cli import Terminated, _terminate
 from nas.signals import deferred_stops
 
 
+@pytest.fixture(autouse=True)
+def _python_ctrl_c_handler():
+    """Python's own SIGINT handler, even where the tests were started ignoring SIGINT (a shell
+    starting them in the background)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_inside_the_block_is_raised_after_it():
     done = []
     with pytest.raises(KeyboardInterrupt):
