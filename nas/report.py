@@ -74,10 +74,10 @@ def front_info(frame: pd.DataFrame, budget_ms: float, seed_std: float,
         best = feasible.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
         mask = within_noise(list(100 * feasible["accuracy"]), 100 * best["accuracy"], seed_std)
         tied = feasible[mask].sort_values("latency_ms").reset_index(drop=True)
+    by_rung = [done[done["rung"] == r] for r in range(len(rungs))]
     return FrontInfo(budget_ms=budget_ms, front=front, best=best, rungs=tuple(rungs),
-                     per_rung=tuple(int((done["rung"] == r).sum()) for r in range(len(rungs))),
-                     rung_seconds=tuple(float(done.loc[done["rung"] == r, "train_seconds"].median())
-                                        for r in range(len(rungs))),
+                     per_rung=tuple(len(r) for r in by_rung),
+                     rung_seconds=tuple(float(r["train_seconds"].median()) for r in by_rung),
                      sampled=int((frame["rung"] == 0).sum()), trained=len(trained),
                      within_budget=len(feasible),
                      over_budget=int((frame["status"] == Status.OVER_BUDGET).sum()),

@@ -50,6 +50,12 @@ def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def model_inputs(pixels: torch.Tensor, data: Dataset) -> torch.Tensor:
+    """uint8 images as the network takes them: normalised with the data set's statistics, in
+    the channels-last layout the model is trained and evaluated in."""
+    return normalize(pixels, data.mean, data.std).contiguous(memory_format=torch.channels_last)
+
+
 def train(model: nn.Module, data: Dataset, config: TrainConfig,
           generator: torch.Generator) -> float:
     """Train in place for ``config.epochs`` epochs (a fraction trains that share of an epoch's
@@ -77,9 +83,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
             batch = random_crop_flip(images[idx], config.crop_padding, config.flip, generator)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, config.lr, config.warmup_fraction)
-            inputs = normalize(batch, data.mean, data.std).contiguous(
-                memory_format=torch.channels_last)
-            loss = loss_fn(model(inputs), labels[idx])
+            loss = loss_fn(model(model_inputs(batch, data)), labels[idx])
             if not torch.isfinite(loss):
                 raise Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}")
             optimizer.zero_grad(set_to_none=True)
@@ -113,8 +117,7 @@ def recalibrate_batchnorm(model: nn.Module, data: Dataset, images: int, batch_si
     model.train()
     pixels = data.train.images[:images]
     for start in range(0, len(pixels), batch_size):
-        inputs = normalize(pixels[start:start + batch_size], data.mean, data.std)
-        model(inputs.contiguous(memory_format=torch.channels_last))
+        model(model_inputs(pixels[start:start + batch_size], data))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
 
@@ -125,8 +128,7 @@ def top1_accuracy(model: nn.Module, split: Split, data: Dataset, batch_size: int
     model.eval()
     correct = 0
     for start in range(0, len(split), batch_size):
-        inputs = normalize(split.images[start:start + batch_size], data.mean, data.std)
-        logits = model(inputs.contiguous(memory_format=torch.channels_last))
+        logits = model(model_inputs(split.images[start:start + batch_size], data))
         correct += int((logits.argmax(1) == split.labels[start:start + batch_size]).sum())
     return correct / len(split)
 

@@ -6,10 +6,9 @@ import torch
 from conftest import write_fashion_like
 from nas.arch import Arch
 from nas.config import TrainConfig
-from nas.data import load_dataset
+from nas.data import load_dataset, normalize
 from nas.evaluator import TrainEvaluator
 from nas.model import MobileNet, ModelConfig, complexity
-from nas.data import normalize
 from nas.train import (Diverged, lr_at, recalibrate_batchnorm, seeded, top1_accuracy, train,
                        train_and_validate)
 
