@@ -28,6 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nas.choice import Choice
 from nas.latency.predict import LatencyModel
 from nas.latency.table import LatencyTable
 from nas.latency.target import cpu_model
@@ -54,7 +55,7 @@ def arm_result(run: RunDir, name: str, budget_ms: float, ref_accuracy: float) ->
     """What one arm reached: its top-rung front's hypervolume, its counts, its best."""
     record = RunRecord.load(run)
     frame = trials_frame(open_study(record.storage, name).trials)
-    info = front_info(frame, budget_ms, seed_std=0.0,
+    info = front_info(frame, Choice(budget_ms), seed_std=0.0,
                       rungs=record.search.rungs(record.train.epochs))
     points = list(zip(info.front["accuracy"], info.front["latency_ms"]))
     return {"hypervolume": hypervolume(points, ref_accuracy, budget_ms),

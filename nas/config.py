@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nas.errors import UsageError
-from nas.flags import budget_ms, flag, float_list, positive_float, positive_int
+from nas.flags import budget_ms, flag, float_list, percent, positive_float, positive_int
 
 SAMPLERS = ("tpe", "nsga2", "random")  # built by `nas.search.make_sampler`
 # Mean std over 3 seeds of the default proxy's validation accuracy, in points, on 6 architectures
@@ -75,6 +75,10 @@ class TrainConfig:
 class SearchConfig:
     budget_ms: float = field(metadata=flag("latency budget, e.g. 20ms, 0.02s or 20 (ms)",
                                            name="--latency-budget", type=budget_ms))
+    latency_margin: float = field(default=0.0, metadata=flag(
+        "safety margin when choosing the best network: its latency (measured on the target "
+        "when the search ends there, else predicted) plus this share must be within the "
+        "budget, e.g. 10%", type=percent))
     trials: int = field(default=12, metadata=flag(
         "candidates to train at the top rung, across reruns (over-budget ones are free, "
         "cheaper rungs come on top)", type=positive_int))

@@ -83,6 +83,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def percent(text: str) -> float:
+    """``10%`` or ``10`` (percent) to the fraction 0.1; refuses negative or non-finite ones."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage such as 10%, got {text!r}") \
+            from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a percentage of 0% or more, got {text!r}")
+    return value / 100
+
+
 def float_list(text: str) -> tuple[float, ...]:
     """``0.25,1`` to (0.25, 1.0); ``none`` (or nothing) to ()."""
     if text.strip().lower() in ("", "none"):

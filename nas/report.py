@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -10,18 +10,21 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
 from nas.atomic import atomic_path, write_text
+from nas.choice import Choice
 from nas.pareto import hypervolume, noise_margin, pareto_front, within_noise
 from nas.run import RunDir, RunRecord
 from nas.search import (ARCH, EPOCHS, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON, RUNG, SECONDS,
                         STATUS, Status)
 
 COLUMNS = ["number", "state", "status", "rung", "epochs", "reached_epochs", "accuracy",
-           "latency_ms", "latency_err_ms", "macs", "params", "train_seconds", "arch", "reason"]
+           "latency_ms", "latency_err_ms", "measured_latency_ms", "macs", "params", "train_seconds", "arch", "reason"]
 
 
-def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
+def trials_frame(trials: list[FrozenTrial],
+                 measured_ms: Mapping[int, float] | None = None) -> pd.DataFrame:
     """One row per finished trial (one training at one rung); accuracy only for trained ones;
-    ``reached_epochs``: the longest training the same architecture got in the study."""
+    ``reached_epochs``: the longest training the same architecture got in the study;
+    ``measured_latency_ms``: end to end on the target, for the trials in ``measured_ms``."""
     rows = []
     for t in trials:
         if t.state.is_finished():
@@ -32,6 +35,7 @@ def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
                 "rung": attrs.get(RUNG, 0), "epochs": attrs.get(EPOCHS),
                 "accuracy": t.values[0] if status == Status.TRAINED else None,
                 "latency_ms": attrs.get(LATENCY), "latency_err_ms": attrs.get(LATENCY_ERR),
+                "measured_latency_ms": (measured_ms or {}).get(t.number),
                 "macs": attrs.get(MACS), "params": attrs.get(PARAMS),
                 "train_seconds": attrs.get(SECONDS), "arch": attrs.get(ARCH, ""),
                 "reason": attrs.get(REASON, "")})
@@ -43,9 +47,10 @@ def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class FrontInfo:
-    budget_ms: float
+    choice: Choice  # budget, margin and measured latencies: which networks may be the best
     front: pd.DataFrame  # trained, within budget, non-dominated; by increasing latency
-    best: pd.Series | None  # most accurate within budget
+    best: pd.Series | None  # most accurate within budget that the choice admits
+    passed_over: pd.DataFrame  # more accurate than the best, within budget, not admitted
     rungs: tuple[float, ...]  # epochs per rung, cheapest first
     per_rung: tuple[int, ...]  # candidates trained at each rung
     rung_seconds: tuple[float, ...]  # median training seconds of a candidate at each rung
@@ -58,24 +63,32 @@ class FrontInfo:
     seed_std: float  # seed noise of one accuracy, in points
     within_noise: pd.DataFrame  # trained within budget, indistinguishable from the best
 
+    @property
+    def budget_ms(self) -> float:
+        return self.choice.budget_ms
 
-def front_info(frame: pd.DataFrame, budget_ms: float, seed_std: float,
+
+def front_info(frame: pd.DataFrame, choice: Choice, seed_std: float,
                rungs: Sequence[float] = (2.0,)) -> FrontInfo:
     """The front, best and counts from the candidates trained at the top rung of ``rungs``."""
+    budget_ms = choice.budget_ms
     top = len(rungs) - 1
     done = frame[frame["status"] == Status.TRAINED]
     trained = done[done["rung"] == top]
     feasible = trained[trained["latency_ms"] <= budget_ms].reset_index(drop=True)
     points = list(zip(feasible["accuracy"], feasible["latency_ms"]))
     front = feasible.iloc[pareto_front(points)].reset_index(drop=True)
-    best = None
+    ranked = feasible.sort_values(["accuracy", "latency_ms"], ascending=[False, True])
+    admitted = [choice.admits(int(n), ms) for n, ms in zip(ranked["number"], ranked["latency_ms"])]
+    first = admitted.index(True) if True in admitted else len(ranked)
+    best = ranked.iloc[first] if first < len(ranked) else None
     tied = feasible.iloc[:0]
-    if len(feasible):
-        best = feasible.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+    if best is not None:
         mask = within_noise(list(100 * feasible["accuracy"]), 100 * best["accuracy"], seed_std)
         tied = feasible[mask].sort_values("latency_ms").reset_index(drop=True)
     by_rung = [done[done["rung"] == r] for r in range(len(rungs))]
-    return FrontInfo(budget_ms=budget_ms, front=front, best=best, rungs=tuple(rungs),
+    return FrontInfo(choice=choice, front=front, best=best, passed_over=ranked.iloc[:first],
+                     rungs=tuple(rungs),
                      per_rung=tuple(len(r) for r in by_rung),
                      rung_seconds=tuple(float(r["train_seconds"].median()) for r in by_rung),
                      sampled=int((frame["rung"] == 0).sum()), trained=len(trained),
@@ -127,7 +140,8 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
              f"- data: {record.describe_data()}",
              f"- resolution: {record.describe_resolution()}",
              f"- settings: {record.describe_settings()}",
-             f"- budget: {info.budget_ms:g} ms; {info.sampled} candidates sampled, "
+             f"- budget: {info.budget_ms:g} ms{_margin_text(info.choice)}; {info.sampled} "
+             "candidates sampled, "
              f"{info.over_budget} excluded by the budget before training "
              f"({100 * info.over_budget / max(1, info.sampled):.0f}%), {info.failed} failed; "
              f"{info.within_budget} of the {info.trained} candidates trained at the top rung "
@@ -140,10 +154,11 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
         b = info.best
         lines += ["## Best network under the budget", "",
                   f"- trial {int(b['number'])}: validation accuracy {100 * b['accuracy']:.2f}%, "
-                  f"predicted latency {b['latency_ms']:.2f} +- {b['latency_err_ms']:.2f} ms, "
-                  f"{b['macs'] / 1e6:.1f} M MACs at the training resolution, "
+                  f"predicted latency {b['latency_ms']:.2f} +- {b['latency_err_ms']:.2f} ms"
+                  f"{_measured_text(b)}, {b['macs'] / 1e6:.1f} M MACs at the training resolution, "
                   f"{b['params'] / 1e6:.2f} M parameters",
                   f"- `{b['arch']}`"]
+    lines += _verified_lines(info)
     lines += _noise_lines(info)
     lines += ["", "## Pareto front", "", "| trial | accuracy | latency (ms) | arch |",
               "|---|---|---|---|"]
@@ -151,6 +166,44 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
         lines.append(f"| {int(r['number'])} | {100 * r['accuracy']:.2f}% | "
                      f"{r['latency_ms']:.2f} | `{r['arch']}` |")
     return "\n".join(lines) + "\n"
+
+
+def _margin_text(choice: Choice) -> str:
+    if not choice.margin:
+        return ""
+    return (f" (safety margin {100 * choice.margin:g}%: the best network's latency must be "
+            f"within {choice.budget_ms / (1 + choice.margin):.2f} ms)")
+
+
+def _measured_text(row: pd.Series) -> str:
+    measured = row["measured_latency_ms"]
+    return "" if pd.isna(measured) else f", measured {measured:.2f} ms on the target"
+
+
+def _verified_lines(info: FrontInfo) -> list[str]:
+    """Front members under the budget as predicted and as measured on the target, and the more
+    accurate networks the measurements or the margin passed over."""
+    lines = ["", "## Verified on the target", ""]
+    timed = info.front[info.front["measured_latency_ms"].notna()]
+    if timed.empty:
+        return [*lines, "- not verified: the search did not end on the target machine, so the "
+                        "best network is chosen on predicted latency"]
+    lines += ["| trial | accuracy | predicted (ms) | measured (ms) | measured / predicted |",
+              "|---|---|---|---|---|"]
+    for _, r in timed.iterrows():
+        lines.append(f"| {int(r['number'])} | {100 * r['accuracy']:.2f}% | "
+                     f"{r['latency_ms']:.2f} | {r['measured_latency_ms']:.2f} | "
+                     f"{r['measured_latency_ms'] / r['latency_ms']:.2f} |")
+    lines.append("")
+    for _, r in info.passed_over.iterrows():
+        latency = info.choice.latency_ms(int(r["number"]), r["latency_ms"])
+        how = "measured" if pd.notna(r["measured_latency_ms"]) else "predicted"
+        lines.append(f"- trial {int(r['number'])} ({100 * r['accuracy']:.2f}%) was passed over: "
+                     f"{how} at {latency:.2f} ms, over the budget of {info.budget_ms:g} ms"
+                     f"{_margin_text(info.choice)}")
+    if info.best is not None and len(info.passed_over):
+        lines.append(f"- so the best network under the budget is trial {int(info.best['number'])}")
+    return lines
 
 
 def _rungs_line(info: FrontInfo, record: RunRecord) -> str:
@@ -185,11 +238,11 @@ def _noise_lines(info: FrontInfo) -> list[str]:
     return lines
 
 
-def write_report(run: RunDir, frame: pd.DataFrame, budget_ms: float, record: RunRecord,
+def write_report(run: RunDir, frame: pd.DataFrame, choice: Choice, record: RunRecord,
                  suffix: str = "") -> FrontInfo:
     """trials.csv, pareto.csv, pareto.html (plotly.js inlined) and summary.md, each written
     atomically; ``suffix`` names a re-scored report beside the run's own."""
-    info = front_info(frame, budget_ms, record.search.seed_std,
+    info = front_info(frame, choice, record.search.seed_std,
                       record.search.rungs(record.train.epochs))
     with atomic_path(run.trials_csv(suffix)) as tmp:
         frame.to_csv(tmp, index=False)

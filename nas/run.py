@@ -20,6 +20,7 @@ import torch
 
 from nas.arch import Arch, ArchError
 from nas.atomic import atomic_path, locked, write_text
+from nas.choice import Choice
 from nas.config import DataConfig, SearchConfig, TrainConfig
 from nas.errors import UserError
 from nas.latency.target import Target
@@ -74,6 +75,11 @@ class RunDir:
     @property
     def best_arch(self) -> Path:
         return self.best / "arch.json"
+
+    @property
+    def verified(self) -> Path:
+        """End-to-end timings of front members on the target (`nas.verify`)."""
+        return self.root / "verified.json"
 
     @property
     def export(self) -> Path:
@@ -195,29 +201,31 @@ class BestNetwork:
         return {"trial": self.trial, "arch": self.arch.to_string(), "accuracy": self.accuracy,
                 "latency_ms": self.latency_ms}
 
-    def beats(self, other: BestNetwork, budget_ms: float) -> bool:
-        """Whether this network is the better one under ``budget_ms``: ``other`` is over it, or
-        this one is more accurate (ties: faster, then the earlier trial, as
+    def beats(self, other: BestNetwork, choice: Choice) -> bool:
+        """Whether this network is the better one under the ``choice``'s budget: ``other`` is
+        not admitted, or this one is more accurate (ties: faster, then the earlier trial, as
         `nas.search.best_under_budget` picks)."""
-        return other.latency_ms > budget_ms or (
+        return not choice.admits(other.trial, other.latency_ms) or (
             (self.accuracy, -self.latency_ms, -self.trial)
             > (other.accuracy, -other.latency_ms, -other.trial))
 
 
 def save_best(run: RunDir, best: BestNetwork, state_dict: dict[str, torch.Tensor],
-              budget_ms: float) -> bool:
+              choice: Choice) -> bool:
     """The one writer of ``best/``: network and weights in one atomically replaced file, then
     ``arch.json``, its readable copy. Workers of a run take turns (`RunDir.lock`), and ``best``
-    replaces the network held only if it `beats` it under ``budget_ms`` (or is the same trial,
-    whose files are then rewritten), so a worker that saves later never puts a worse network
-    over a better one. Returns whether it wrote."""
+    replaces the network held only if the ``choice`` admits it and it `beats` the held one (or is
+    the same trial, whose files are then rewritten), so a worker that saves later never puts a
+    worse network over a better one. Returns whether it wrote."""
+    if not choice.admits(best.trial, best.latency_ms):
+        return False
     state = {k: v.detach().contiguous() for k, v in state_dict.items()}
     with locked(run.lock):
         try:
             held: BestNetwork | None = read_checkpoint(run)[0]
         except RunError:  # none yet, or damaged: replace it
             held = None
-        if held is not None and held.trial != best.trial and not best.beats(held, budget_ms):
+        if held is not None and held.trial != best.trial and not best.beats(held, choice):
             return False
         with atomic_path(run.best_checkpoint) as tmp:
             torch.save({**best.to_dict(), "state_dict": state}, tmp)

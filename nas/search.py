@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import Arch
+from nas.choice import Choice
 from nas.config import SearchConfig
 from nas.errors import UserError
 from nas.evaluator import Evaluation
@@ -118,11 +119,12 @@ def trained_count(study: optuna.Study, top_rung: int = 0) -> int:
                and _rung(t) == top_rung for t in study.trials)
 
 
-def best_under_budget(trials: list[FrozenTrial], budget_ms: float,
+def best_under_budget(trials: list[FrozenTrial], choice: Choice,
                       top_rung: int = 0) -> FrozenTrial | None:
-    """The most accurate candidate trained at the top rung within the budget (ties: faster)."""
-    ok = [t for t in trials
-          if _trained(t) and _rung(t) == top_rung and t.user_attrs[LATENCY] <= budget_ms]
+    """The most accurate candidate trained at the top rung that the ``choice`` admits (ties:
+    faster)."""
+    ok = [t for t in trials if _trained(t) and _rung(t) == top_rung
+          and choice.admits(t.number, t.user_attrs[LATENCY])]
     return max(ok, key=lambda t: (t.values[0], -t.user_attrs[LATENCY]), default=None)
 
 

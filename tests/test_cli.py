@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from nas.arch import Arch
+from nas.choice import Choice
 import argparse
 
 from nas.cli import main
@@ -136,7 +137,7 @@ def test_front_info_counts_and_best_by_hand():
         "latency_ms": [10.0, 12.0, 15.0, 25.0, 11.0, 21.0],
         "number": [0, 1, 2, 3, 4, 5], "rung": [0] * 6,
         "train_seconds": [10.0, 20.0, 30.0, None, 5.0, 40.0]})
-    info = front_info(frame, 20.0, seed_std=1.0)  # margin 2 x sqrt(2) = 2.83 points
+    info = front_info(frame, Choice(20.0), seed_std=1.0)  # margin 2 x sqrt(2) = 2.83 points
     assert (info.trained, info.within_budget, info.over_budget, info.failed) == (4, 3, 1, 1)
     assert info.rung_seconds == (25.0,)  # the median over the trained ones
     assert list(info.within_noise["number"]) == [1, 2]  # 85% and 83%; 80% is 5 points off

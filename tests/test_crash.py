@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from conftest import ROOT, search_command
 from nas.arch import Arch
+from nas.choice import Choice
 from nas.cli import main
 from nas.data import load_dataset
 from nas.model import MobileNet, ModelConfig
@@ -73,7 +74,7 @@ def test_sigkill_at_any_moment_then_rerun_finishes_consistent(tmp_path, tiny_spa
     report = pd.read_csv(run.trials_csv())
     assert (report["status"] == "trained").sum() == TRIALS and len(report) == len(trials)
 
-    best = best_under_budget(trials, 1000)
+    best = best_under_budget(trials, Choice(1000))
     held, _ = load_best(run)
     assert held.trial == best.number and held.latency_ms == best.user_attrs[LATENCY]
     out = tmp_path / "export"

@@ -5,6 +5,7 @@ import json
 import onnxruntime as ort
 import torch
 
+from nas.choice import Choice
 from nas.cli import main
 from nas.export import export_network
 from nas.model import MobileNet, ModelConfig
@@ -45,7 +46,7 @@ def test_export_command_uses_the_saved_best_and_refuses_a_mixed_up_one(tmp_path,
     record.save(run)
     model = MobileNet(TINY, ModelConfig(1, 10))
     save_best(run, BestNetwork(trial=2, arch=TINY, accuracy=0.5, latency_ms=1.0),
-              model.state_dict(), budget_ms=record.search.budget_ms)
+              model.state_dict(), Choice(record.search.budget_ms))
     out = tmp_path / "out"
     assert main(["export", str(run.root), "--format", "json", "--out", str(out)]) == 0
     card = json.loads((out / "model_card.json").read_text())

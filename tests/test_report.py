@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from conftest import LARGE_SPACE
+from nas.choice import Choice
 from nas.config import SearchConfig
 from nas.report import front_info, pareto_figure, summary_markdown, trials_frame, write_report
 from nas.run import RunDir
@@ -34,7 +35,7 @@ def test_trials_frame_has_one_row_per_finished_trial_and_accuracy_only_when_trai
 def test_summary_states_provenance_counts_best_and_front(study, tmp_path):
     frame = trials_frame(study.trials)
     record = make_record(tmp_path)
-    info = front_info(frame, 14, seed_std=100.0)  # everything is within noise
+    info = front_info(frame, Choice(14), seed_std=100.0)  # everything is within noise
     text = summary_markdown(info, record)
     sampled = len(frame)
     over = int((frame["status"] == Status.OVER_BUDGET).sum())
@@ -54,7 +55,7 @@ def test_summary_states_provenance_counts_best_and_front(study, tmp_path):
     fastest = inside.sort_values("latency_ms").iloc[0]
     assert f"within noise of the best ({len(inside)} candidates" in text
     assert f"the fastest of them is trial {int(fastest['number'])}" in text
-    sharp = summary_markdown(front_info(frame, 14, seed_std=0.0), record)
+    sharp = summary_markdown(front_info(frame, Choice(14), seed_std=0.0), record)
     ties = (inside["accuracy"] == inside["accuracy"].max()).sum()
     assert ("within noise of the best" in sharp) == (ties > 1)  # with no noise only exact ties
     assert ("ahead of every other candidate" in sharp) == (ties == 1)
@@ -62,7 +63,7 @@ def test_summary_states_provenance_counts_best_and_front(study, tmp_path):
 
 def test_figure_draws_candidates_front_budget_and_latency_uncertainty(study, tmp_path):
     frame = trials_frame(study.trials)
-    info = front_info(frame, 14, seed_std=0.4)
+    info = front_info(frame, Choice(14), seed_std=0.4)
     fig = pareto_figure(frame, info, "title")
     by_name = {t.name: t for t in fig.data}
     assert set(by_name) == {"within budget", "over budget", "Pareto front"}
@@ -79,7 +80,7 @@ def test_figure_draws_candidates_front_budget_and_latency_uncertainty(study, tmp
 
 def test_write_report_writes_every_file_and_never_best(study, tmp_path):
     run = RunDir(tmp_path / "run")
-    write_report(run, trials_frame(study.trials), 14, make_record(tmp_path), "-x")
+    write_report(run, trials_frame(study.trials), Choice(14), make_record(tmp_path), "-x")
     for path in (run.trials_csv("-x"), run.pareto_csv("-x"), run.pareto_html("-x"),
                  run.summary("-x")):
         assert path.is_file()

@@ -3,6 +3,7 @@ import pytest
 
 from conftest import LARGE_SPACE
 from nas.arch import Arch
+from nas.choice import Choice
 from nas.latency.predict import Prediction
 from nas.config import SAMPLERS, SearchConfig
 from nas.evaluator import Evaluation
@@ -52,7 +53,7 @@ def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
     assert all(t.constraints["latency_budget"] > 0 for t in over)
     assert all(t.constraints["latency_budget"] <= 0 for t in study.trials
                if t.user_attrs[STATUS] == Status.TRAINED)
-    best = best_under_budget(study.trials, 14)
+    best = best_under_budget(study.trials, Choice(14))
     assert best.values[0] == max(t.values[0] for t in study.trials
                                  if t.user_attrs[STATUS] == Status.TRAINED)
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, search_command
+from nas.choice import Choice
 from nas.run import RunDir, RunRecord, load_best
 from nas.search import STATUS, Status, best_under_budget, open_study
 from nas.storage import WORKER
@@ -45,7 +46,7 @@ def _check_the_folder(run: RunDir, trials: list) -> None:
     """The report lists every trial, and best/ and the summary name the study's best."""
     report = pd.read_csv(run.trials_csv())
     assert sorted(report["number"]) == [t.number for t in trials]
-    best = best_under_budget(trials, 1000)
+    best = best_under_budget(trials, Choice(1000))
     assert load_best(run)[0].trial == best.number
     assert f"- trial {best.number}: validation accuracy" in run.summary().read_text()
 
@@ -85,7 +86,7 @@ def test_two_workers_on_postgresql_as_on_two_machines(tmp_path, tiny_space, tiny
     _run_at_once(commands)
     trials = _check_the_study(postgres_url, "run")
     # Each machine's best/ holds the best it trained; the study's best is in one of them.
-    best = best_under_budget(trials, 1000)
+    best = best_under_budget(trials, Choice(1000))
     assert best.number in {load_best(RunDir(tmp_path / m / "run"))[0].trial for m in "ab"}
     # The same command again on a machine brings its folder up to the whole study (best/
     # retrained there if the other machine trained it), and trains nothing more.

@@ -18,16 +18,20 @@ from nas.report import trials_frame, write_report
 from nas.run import RunDir, RunRecord
 from nas.search import ARCH, LATENCY, LATENCY_ERR, open_study
 from nas.storage import open_storage
+from nas.verify import run_choice
 
 
 def run(args: argparse.Namespace) -> int:
     run_dir = RunDir(args.run)
     record = RunRecord.load(run_dir)
-    frame = trials_frame(open_study(open_storage(record.storage), record.name).trials)
     budget = args.latency_budget or record.search.budget_ms
+    table = None if args.lut is None else LatencyTable.load(args.lut, space=record.space_name)
+    target = record.target if table is None else table.target
+    choice = run_choice(run_dir, record, target, budget)  # measured on that target, if ever
+    frame = trials_frame(open_study(open_storage(record.storage), record.name).trials,
+                         choice.measured_ms)
     suffix = ""
-    if args.lut is not None:
-        table = LatencyTable.load(args.lut, space=record.space_name)
+    if table is not None:
         model = LatencyModel(table, record.model.in_channels, record.model.num_classes)
         predictions = [model.predict(Arch.from_string(a)) if a else None for a in frame[ARCH]]
         frame[LATENCY] = [p.latency_ms if p else None for p in predictions]
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.latency_budget is not None:
         suffix += f"-{budget:g}ms"
     with locked(run_dir.lock):  # a search may be writing the run's own report
-        info = write_report(run_dir, frame, budget, record, suffix)
+        info = write_report(run_dir, frame, choice, record, suffix)
     print(f"wrote {run_dir.summary(suffix)}: {len(info.front)} networks on the front under "
           f"{budget:g} ms")
     return 0

@@ -13,16 +13,16 @@ import optuna
 from nas.arch import Arch
 from nas.atomic import locked
 from nas.commands.common import load_data, lut_info, space_from_args, target_from_args
-from nas.config import DataConfig, SearchConfig, TrainConfig
+from nas.config import DataConfig, ProfileConfig, SearchConfig, TrainConfig
 from nas.data import Dataset
 from nas.evaluator import TrainEvaluator
 from nas.flags import from_args
 from nas.latency.predict import LatencyModel
-from nas.latency.profile import check_coverage, profile_space
+from nas.latency.profile import check_coverage, profile_space, time_networks
 from nas.latency.table import LatencyTable, default_path
 from nas.model import ModelConfig
 from nas.progress import Progress
-from nas.report import trials_frame, write_report
+from nas.report import front_info, trials_frame, write_report
 from nas.run import (BestNetwork, DataInfo, RunDir, RunError, RunRecord, load_best,
                      read_checkpoint, save_best)
 from nas.search import (ARCH, LATENCY, RUNG, STATUS, Status, best_under_budget,
@@ -32,6 +32,7 @@ from nas.signals import deferred_stops
 from nas.space import SearchSpace
 from nas.storage import WorkerStorage, open_storage
 from nas.train import use_threads
+from nas.verify import Timer, run_choice, verify_front
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         search(study, space, LatencyModel(table, data.in_channels, data.num_classes), evaluator,
                config, rungs, monitor.on_trial)
         _close_stale(study, storage)  # trials of other workers that died while this one ran
+        _verify_on_target(study, run_dir, record, evaluator, len(rungs) - 1)
     finally:
         monitor.close()
     print(run_dir.summary().read_text())
@@ -115,8 +117,8 @@ def _restore_best(study: optuna.Study, run_dir: RunDir, record: RunRecord,
     network, or the new weights beside an old arch.json), or where a worker on another machine
     trained it. Weights in weights.pt are kept; missing ones are retrained from the trial's
     seed, which gives the same weights for the same seed and thread count."""
-    budget = record.search.budget_ms
-    best = best_under_budget(study.trials, budget, top_rung)
+    choice = run_choice(run_dir, record)
+    best = best_under_budget(study.trials, choice, top_rung)
     if best is None:
         return
     try:
@@ -141,7 +143,40 @@ def _restore_best(study: optuna.Study, run_dir: RunDir, record: RunRecord,
                   "count or machine); best/ keeps the retrained weights and their accuracy",
                   file=sys.stderr)
             network = replace(network, accuracy=accuracy)
-    save_best(run_dir, network, state, budget)
+    save_best(run_dir, network, state, choice)
+
+
+def _verify_on_target(study: optuna.Study, run_dir: RunDir, record: RunRecord,
+                      evaluator: TrainEvaluator, top_rung: int) -> None:
+    """On the target machine, time every front member under the budget end to end, then each
+    network chosen in turn until the most accurate one left is within the budget (with the
+    margin) as measured; best/ then holds it, retrained from its seed if best/ held another."""
+    if not record.target.on_this_machine():
+        print(f"front not verified: this machine is not the target ({record.target.describe()})",
+              file=sys.stderr)
+        return
+    with locked(run_dir.lock):
+        info = front_info(trials_frame(study.trials), run_choice(run_dir, record),
+                          record.search.seed_std, record.search.rungs(record.train.epochs))
+    members = dict(zip(info.front["number"], info.front["arch"]))
+    timer = _timer(record)
+    while members:
+        print(f"verifying on the target: timing {len(members)} network(s) end to end",
+              file=sys.stderr)
+        measured = verify_front({int(n): Arch.from_string(a) for n, a in members.items()},
+                                timer, run_dir, record.target)
+        best = best_under_budget(study.trials, run_choice(run_dir, record), top_rung)
+        members = {} if best is None or best.number in measured else {
+            best.number: best.user_attrs[ARCH]}
+        if best is None:
+            print("no trained network is within the budget as measured on the target; best/ "
+                  "keeps what it held (see summary.md)", file=sys.stderr)
+    _restore_best(study, run_dir, record, evaluator, top_rung)
+
+
+def _timer(record: RunRecord) -> Timer:
+    return lambda archs: [t.median_ms for t in time_networks(archs, record.target, record.model,
+                                                             ProfileConfig())]
 
 
 class _Monitor:
@@ -162,8 +197,8 @@ class _Monitor:
         if trial.user_attrs.get(RUNG) != self.top_rung:
             self._report()
             return
-        best = best_under_budget(self.study.trials, self.record.search.budget_ms,
-                                 self.top_rung)
+        choice = run_choice(self.run_dir, self.record)
+        best = best_under_budget(self.study.trials, choice, self.top_rung)
         if best is not None:
             self.progress.note = (f"best {100 * best.values[0]:.2f}% @ "
                                   f"{best.user_attrs[LATENCY]:.2f} ms")
@@ -172,7 +207,7 @@ class _Monitor:
                 # save_best keeps it only if it beats the network held: the study's best, or on
                 # a machine sharing the study with others, the best trained into this folder.
                 save_best(self.run_dir, _best_network(trial), self.evaluator.last.state_dict(),
-                          self.record.search.budget_ms)
+                          choice)
             self._report()
         self.progress.step()
 
@@ -183,5 +218,6 @@ class _Monitor:
 
     def _report(self) -> None:
         with locked(self.run_dir.lock):  # read inside: the last writer has the latest trials
-            write_report(self.run_dir, trials_frame(self.study.trials),
-                         self.record.search.budget_ms, self.record)
+            choice = run_choice(self.run_dir, self.record)
+            write_report(self.run_dir, trials_frame(self.study.trials, choice.measured_ms),
+                         choice, self.record)

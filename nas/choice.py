@@ -1,0 +1,26 @@
+"""Which trained networks may be chosen as "the best under the budget": one rule for the search,
+the report and ``best/``.
+
+A network is admitted when its latency, raised by the user's safety margin, is within the
+budget. Its latency is the one measured end to end on the target when the front was verified
+there (`nas.verify`), else the table's prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Choice:
+    budget_ms: float
+    margin: float = 0.0  # safety margin, a fraction: 0.1 keeps a network 10% under the budget
+    measured_ms: Mapping[int, float] = field(default_factory=dict)  # trial -> on the target
+
+    def latency_ms(self, trial: int, predicted_ms: float) -> float:
+        """The latency a choice rests on: measured on the target when it was, else predicted."""
+        return self.measured_ms.get(trial, predicted_ms)
+
+    def admits(self, trial: int, predicted_ms: float) -> bool:
+        return self.latency_ms(trial, predicted_ms) * (1 + self.margin) <= self.budget_ms
