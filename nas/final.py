@@ -143,10 +143,9 @@ def train_final(run: RunDir, network: BestNetwork, data: Dataset, model_config: 
     optimizer = start_training(model, config)
     curve: list[CurvePoint] = []
     step = 0
-    saved = _read_checkpoint(run)
-    if saved is not None:
-        held = Training(Arch.from_string(saved["arch"]), saved["seed"],
-                        from_dict(TrainConfig, saved["config"]))
+    resumed = _read_checkpoint(run)
+    if resumed is not None:
+        held, saved = resumed
         training.check_continues(held, str(run.final_checkpoint), run)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -189,12 +188,16 @@ def save_checkpoint(run: RunDir, checkpoint: dict[str, Any]) -> None:
         torch.save(checkpoint, tmp)
 
 
-def _read_checkpoint(run: RunDir) -> dict[str, Any] | None:
+def _read_checkpoint(run: RunDir) -> tuple[Training, dict[str, Any]] | None:
+    """The training a checkpoint belongs to, and the checkpoint; None when there is none."""
     if not run.final_checkpoint.is_file():
         return None
     try:
-        return torch.load(run.final_checkpoint, weights_only=True)
-    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
+        saved = torch.load(run.final_checkpoint, weights_only=True)
+        return Training(Arch.from_string(saved["arch"]), int(saved["seed"]),
+                        from_dict(TrainConfig, saved["config"])), saved
+    except (OSError, RuntimeError, pickle.UnpicklingError, KeyError, TypeError, ValueError,
+            ArchError) as exc:
         raise FinalError(f"{run.final_checkpoint}: damaged ({exc.__class__.__name__}); delete it "
                          "to train anew") from exc
 

@@ -129,3 +129,9 @@ def test_a_trial_the_study_lacks_is_refused_in_one_line(run, capsys, trial):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--trial {trial}" in err and "trials.csv" in err
     assert not (run / "final").exists()
+
+
+def test_trial_flag_trains_that_trial(run):
+    assert _train(run, "--trial", "0", "--epochs", "1") == 0
+    record = json.loads(RunDir(run).final_record.read_text())
+    assert record["trial"] == 0 and record["epochs"] == 1
