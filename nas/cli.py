@@ -1,4 +1,4 @@
-"""Command line: ``search`` (also ``run_search.py``), ``profile``, ``report``, ``export``.
+"""Command line: ``search`` (or ``run_search.py``), ``profile``, ``report``, ``train``, ``export``.
 
 Every error a user can cause (a `nas.errors.UserError`, or a bad flag) ends in one line on
 stderr and exit code 2. Ctrl-C keeps what was done (the study and the report; the trial in
@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from nas.config import DataConfig, ProfileConfig, SearchConfig, TrainConfig
+from nas.config import DataConfig, FinalConfig, ProfileConfig, SearchConfig, TrainConfig
 from nas.errors import UserError
 from nas.export import FORMATS
 from nas.flags import add_flags, budget_ms, comma_list
@@ -24,7 +24,7 @@ from nas.latency.target import Target
 from nas.model import ModelConfig
 
 EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
-COMMANDS = ("search", "profile", "report", "export")  # module nas.commands.<name> runs each
+COMMANDS = ("search", "profile", "report", "train", "export")  # nas.commands.<name> runs each
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,7 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--latency-budget", type=budget_ms, default=None,
                    help="re-score for this budget")
 
-    e = sub.add_parser("export", help="export the best network under the budget")
+    t = sub.add_parser("train", help="train a front member (default: the best under the budget) "
+                                     "from scratch on all training images into <run>/final/; "
+                                     "rerun to resume")
+    t.add_argument("run", type=Path)
+    add_flags(t, FinalConfig)
+    t.add_argument("--data-dir", default=None, help="where the run's data set is now")
+
+    e = sub.add_parser("export", help="export the best network under the budget, with its final "
+                                      "weights when `train` made them")
     e.add_argument("run", type=Path)
     e.add_argument("--format", type=comma_list(FORMATS), default=FORMATS,
                    help=f"comma-separated, of {','.join(FORMATS)} (default: all)")

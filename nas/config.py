@@ -6,7 +6,7 @@ This module imports nothing heavy, so the command line is built without loading 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nas.errors import UsageError
 from nas.flags import budget_ms, flag, float_list, percent, positive_float, positive_int
@@ -69,6 +69,32 @@ class TrainConfig:
         "intra-op threads a worker trains with (default: torch's, one per core); with "
         "several workers on one machine, give each its share of the cores",
         type=positive_int))
+
+
+# The final training's recipe: the proxy's, made for long training. Random crops (padding 2 px)
+# cost 5 points in a 2-epoch run, too short to learn through them, but are the usual regulariser
+# of long training (their gain here is not measured yet); the rest (SGD with Nesterov momentum, lr 0.1 at batch 128, cosine
+# with warm-up, label smoothing 0.1, weight decay 4e-5, batch-norm re-estimation) is shared.
+# Its epochs are `FinalConfig.epochs`.
+FINAL_RECIPE = TrainConfig(crop_padding=2)
+
+
+@dataclass(frozen=True)
+class FinalConfig:
+    """Final training (``nas train``): which network, how long, from which seed."""
+
+    epochs: int = field(default=30, metadata=flag("epochs of the final training",
+                                                  type=positive_int))
+    trial: int | None = field(default=None, metadata=flag(
+        "train this trial of the study (default: the best under the budget, best/)", type=int))
+    seed: int | None = field(default=None, metadata=flag(
+        "training seed (default: the run's --seed)", type=int))
+    train_threads: int | None = field(default=None, metadata=flag(
+        "intra-op threads to train with (default: torch's, one per core); resume with the "
+        "same count for the same weights", type=positive_int))
+
+    def recipe(self) -> TrainConfig:
+        return replace(FINAL_RECIPE, epochs=float(self.epochs))
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,29 @@ class RunDir:
     def export(self) -> Path:
         return self.root / "export"
 
+    @property
+    def final(self) -> Path:
+        """``nas train``'s output (`nas.final`)."""
+        return self.root / "final"
+
+    @property
+    def final_checkpoint(self) -> Path:
+        """Written after every epoch; removed once the training is complete."""
+        return self.final / "checkpoint.pt"
+
+    @property
+    def final_weights(self) -> Path:
+        return self.final / "weights.pt"
+
+    @property
+    def final_record(self) -> Path:
+        """Written last: its presence says the final training is complete."""
+        return self.final / "final.json"
+
+    @property
+    def final_curve(self) -> Path:
+        return self.final / "curve.csv"
+
 
 @dataclass(frozen=True)
 class LutInfo:
@@ -163,12 +186,12 @@ class RunRecord:
             raise RunError(f"{path}: written by another version of nas (run schema {schema!r}, "
                            f"this version reads {RUN_SCHEMA}); rerun the search with this version")
         try:
-            return _from_dict(cls, data)
+            return from_dict(cls, data)
         except (TypeError, ValueError, KeyError) as exc:
             raise RunError(f"{path}: malformed run record ({exc}); rerun the search") from exc
 
 
-def _from_dict(cls: Any, data: Any) -> Any:
+def from_dict(cls: Any, data: Any) -> Any:
     """Rebuild a (nested) frozen dataclass from `asdict` output; lists become tuples."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__}: expected a mapping, got {type(data).__name__}")
@@ -181,7 +204,7 @@ def _from_dict(cls: Any, data: Any) -> Any:
     for name, value in data.items():
         kind = hints[name]
         if is_dataclass(kind):
-            value = _from_dict(kind, value)
+            value = from_dict(kind, value)
         elif typing.get_origin(kind) is tuple:
             value = tuple(value)
         values[name] = value

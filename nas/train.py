@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -56,42 +57,67 @@ def model_inputs(pixels: torch.Tensor, data: Dataset) -> torch.Tensor:
     return normalize(pixels, data.mean, data.std).contiguous(memory_format=torch.channels_last)
 
 
+def start_training(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Put ``model`` in the layout it trains in and return its optimizer: SGD with Nesterov
+    momentum, weight decay on weights only (not on biases and batch-norm parameters)."""
+    model.to(memory_format=torch.channels_last)  # 2.4x faster depthwise training on CPU
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.dim() > 1 else no_decay).append(p)
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": config.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, momentum=config.momentum, nesterov=True)
+
+
+def steps_per_epoch(split: Split, config: TrainConfig) -> int:
+    return max(1, len(split) // config.batch_size)
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Dataset,
+                config: TrainConfig, generator: torch.Generator, *, epoch: int, step: int,
+                total: int, on_step: Callable[[], None] | None = None) -> tuple[float, int]:
+    """One epoch over ``data.train`` in a fresh random order: ``steps_per_epoch`` steps, or the
+    fewer left before global step ``total``. The learning rate follows `lr_at` by global step
+    (``step`` is the steps done so far), so training resumed at an epoch boundary continues the
+    same schedule. ``epoch`` (from 0) only names where a `Diverged` happened. Returns the
+    epoch's mean loss and the global step after it."""
+    images, labels = data.train.images, data.train.labels
+    per_epoch = steps_per_epoch(data.train, config)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    model.train()
+    order = torch.randperm(len(labels), generator=generator)
+    running = torch.zeros(())
+    steps = min(per_epoch, total - step)
+    for i in range(steps):
+        idx = order[i * config.batch_size:(i + 1) * config.batch_size]
+        batch = random_crop_flip(images[idx], config.crop_padding, config.flip, generator)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, total, config.lr, config.warmup_fraction)
+        loss = loss_fn(model(model_inputs(batch, data)), labels[idx])
+        if not torch.isfinite(loss):
+            raise Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += loss.detach()
+        step += 1
+        if on_step is not None:
+            on_step()
+    return float(running) / steps, step
+
+
 def train(model: nn.Module, data: Dataset, config: TrainConfig,
           generator: torch.Generator) -> float:
     """Train in place for ``config.epochs`` epochs (a fraction trains that share of an epoch's
     steps); returns the mean loss of the last epoch. Raises `Diverged` on NaN."""
-    images, labels = data.train.images, data.train.labels
-    steps_per_epoch = max(1, len(labels) // config.batch_size)
-    total = max(1, round(steps_per_epoch * config.epochs))
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.dim() > 1 else no_decay).append(p)
-    optimizer = torch.optim.SGD(
-        [{"params": decay, "weight_decay": config.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, momentum=config.momentum, nesterov=True)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    model.to(memory_format=torch.channels_last)  # 2.4x faster depthwise training on CPU
-    model.train()
+    per_epoch = steps_per_epoch(data.train, config)
+    total = max(1, round(per_epoch * config.epochs))
+    optimizer = start_training(model, config)
     step, epoch_loss = 0, float("nan")
-    for epoch in range(math.ceil(total / steps_per_epoch)):
-        order = torch.randperm(len(labels), generator=generator)
-        running = torch.zeros(())
-        steps = min(steps_per_epoch, total - step)
-        for i in range(steps):
-            idx = order[i * config.batch_size:(i + 1) * config.batch_size]
-            batch = random_crop_flip(images[idx], config.crop_padding, config.flip, generator)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, config.lr, config.warmup_fraction)
-            loss = loss_fn(model(model_inputs(batch, data)), labels[idx])
-            if not torch.isfinite(loss):
-                raise Diverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.detach()
-            step += 1
-        epoch_loss = float(running) / steps
+    for epoch in range(math.ceil(total / per_epoch)):
+        epoch_loss, step = train_epoch(model, optimizer, data, config, generator, epoch=epoch,
+                                       step=step, total=total)
     recalibrate_batchnorm(model, data, config.recalibration_images, config.batch_size)
     return epoch_loss
 

@@ -14,10 +14,11 @@ import pytest
 import nas
 from nas import cli
 from nas.arch import ArchError
-from nas.config import DataConfig, ProfileConfig, SearchConfig, TrainConfig
+from nas.config import DataConfig, FinalConfig, ProfileConfig, SearchConfig, TrainConfig
 from nas.data import DataError
 from nas.errors import UsageError, UserError
 from nas.export import ExportError
+from nas.final import FinalError
 from nas.latency.table import TableError
 from nas.latency.target import Target
 from nas.model import ModelConfig
@@ -38,13 +39,15 @@ def test_no_module_imports_the_command_line():
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert "nas.cli" not in names, f"{path} imports nas.cli"
     code = ("import sys, nas.commands.search, nas.commands.export, nas.commands.report, "
-            "nas.commands.profile; print(any(m == 'nas.cli' for m in sys.modules))")
+            "nas.commands.profile, nas.commands.train; "
+            "print(any(m == 'nas.cli' for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("error", [DataError, SpaceError, TableError, ExportError, RunError,
-                                   SearchStalled, UsageError, ArchError, StorageError])
+                                   SearchStalled, UsageError, ArchError, StorageError,
+                                   FinalError])
 def test_every_user_error_derives_from_the_one_base(error):
     assert issubclass(error, UserError) and not issubclass(error, ValueError)
 
@@ -75,7 +78,8 @@ def _actions(command: str) -> dict[str, argparse.Action]:
 
 @pytest.mark.parametrize("command, configs", [
     ("search", (SearchConfig, TrainConfig, DataConfig, Target)),
-    ("profile", (ProfileConfig, ModelConfig, Target))])
+    ("profile", (ProfileConfig, ModelConfig, Target)),
+    ("train", (FinalConfig,))])
 def test_flags_take_their_defaults_and_help_from_the_configs(command, configs):
     actions = _actions(command)
     for config in configs:

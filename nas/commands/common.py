@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from nas.config import DataConfig
 from nas.data import Dataset, load_dataset
 from nas.flags import from_args
 from nas.latency.table import LatencyTable, file_hash
 from nas.latency.target import Target, backend_version
-from nas.run import LutInfo
+from nas.run import LutInfo, RunRecord
 from nas.space import SearchSpace, load_space, resolve_space
 
 
@@ -42,3 +44,10 @@ def load_data(config: DataConfig) -> Dataset:
                         train_samples=config.train_samples, seed=config.seed,
                         resolution=config.resolution, cache_dir=config.cache_dir,
                         test_dir=config.test_dir)
+
+
+def run_data(record: RunRecord, data_dir: str | None, **changes: Any) -> Dataset:
+    """A run's data set as its record says, read from ``data_dir`` if given (data moved since
+    the search), with ``changes`` to its `DataConfig` (e.g. ``train_samples=None``: all)."""
+    config = replace(record.data, **changes)
+    return load_data(config if data_dir is None else replace(config, data_dir=data_dir))

@@ -1,18 +1,24 @@
 """``nas export``: the best network under the budget as JSON, weights, TorchScript and ONNX, with
-a model card: provenance, test accuracy, and on the target itself the measured latency."""
+a model card: provenance, which weights, test accuracy, and on the target itself the measured
+latency.
+
+Which network and weights: when ``nas train`` completed (``final/final.json``), the network it
+trained with its final weights, whichever trial that is (``nas train --trial N`` trains another
+front member than best/'s; final.json says which, and so do the printed line and the card);
+else best/'s network with the search's proxy weights. Delete final/ to export best/ again."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 import torch
 
 from nas.arch import Arch
-from nas.commands.common import load_data
+from nas.commands.common import run_data
 from nas.config import ProfileConfig
 from nas.data import DataError
 from nas.export import export_network
+from nas.final import load_final
 from nas.latency.profile import time_networks
 from nas.latency.target import Target
 from nas.model import MobileNet, ModelConfig
@@ -23,10 +29,10 @@ from nas.train import top1_accuracy
 def run(args: argparse.Namespace) -> int:
     run_dir = RunDir(args.run)
     record = RunRecord.load(run_dir)
-    best, state = load_best(run_dir)
+    best, state, weights = _network(run_dir, record)
     out = args.out or run_dir.export
     card: dict[str, object] = {
-        "trial": best.trial, "validation_accuracy": best.accuracy,
+        "trial": best.trial, "weights": weights, "validation_accuracy": best.accuracy,
         "predicted_latency_ms": best.latency_ms, "target": record.target.describe(),
         "lut": record.lut.path, "lut_hash": record.lut.sha256, "seed": record.search.seed,
         "data": record.describe_data(),
@@ -47,12 +53,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _network(run_dir: RunDir,
+             record: RunRecord) -> tuple[BestNetwork, dict[str, torch.Tensor], str]:
+    """The network to export, its weights and, for the card, which weights they are; says which
+    in one printed line."""
+    final = load_final(run_dir)
+    if final is None:
+        best, state = load_best(run_dir)
+        print(f"using the search's proxy weights; run `python -m nas train {run_dir.root}` for "
+              "a fully trained network")
+        return best, state, f"search proxy, {record.train.epochs:g} epochs"
+    result, state = final
+    print(f"using final weights of trial {result.network.trial}: {result.epochs} epochs, test "
+          f"accuracy {100 * result.test_accuracy:.2f}%")
+    return result.network, state, f"final training, {result.epochs} epochs"
+
+
 def _test_accuracy(arch: Arch, record: RunRecord, state: dict[str, torch.Tensor],
                    data_dir: str | None) -> float | None:
     """Accuracy on the test split, which the search never saw; None if the data is gone."""
-    config = record.data if data_dir is None else replace(record.data, data_dir=data_dir)
     try:
-        data = load_data(config)
+        data = run_data(record, data_dir)
     except DataError as exc:
         print(f"test accuracy not computed: {exc} (pass --data-dir)")
         return None
