@@ -1,12 +1,15 @@
 """Export the best network under the budget: JSON, TorchScript, ONNX and a model card.
 
-Every exported runtime is run on the same input as the PyTorch module and must agree.
+Every exported runtime is run on the same input as the PyTorch module and must agree. Beside a
+runtime format goes ``time_model.py`` (`nas.time_model`, copied unchanged), which times the
+model in a fresh process under the card's ``runtime_settings``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -15,7 +18,8 @@ from nas.arch import Arch
 from nas.atomic import atomic_path, write_text
 from nas.errors import UserError
 from nas.model import MobileNet, ModelConfig
-from nas.onnx_io import INPUT, to_onnx
+from nas.onnx_io import INPUT, to_onnx, to_torchscript
+from nas.time_model import describe
 
 TOLERANCE = 1e-4  # max |difference| of logits allowed between PyTorch and an exported runtime
 
@@ -27,7 +31,7 @@ class ExportError(UserError):
 def _torchscript(model: MobileNet, x: torch.Tensor, out: Path) -> Callable[[torch.Tensor], torch.Tensor]:
     path = out / "model.torchscript.pt"
     with atomic_path(path) as tmp:
-        torch.jit.save(torch.jit.trace(model, x), str(tmp))
+        tmp.write_bytes(to_torchscript(model, x))
     loaded = torch.jit.load(str(path))
     return lambda t: loaded(t)
 
@@ -44,6 +48,20 @@ def _onnx(model: MobileNet, x: torch.Tensor, out: Path) -> Callable[[torch.Tenso
 
 EXPORTERS = {"torchscript": _torchscript, "onnx": _onnx}
 FORMATS = ("json", *EXPORTERS)
+TIMER = "time_model.py"  # `nas.time_model`, shipped beside a runtime format
+
+
+def model_card_markdown(card: Mapping[str, object]) -> str:
+    """MODEL_CARD.md: the card's entries, then its runtime settings as a section of their own."""
+    lines = ["# Model card", ""]
+    lines += [f"- **{k}**: {v}" for k, v in card.items() if k != "runtime_settings"]
+    settings = card.get("runtime_settings")
+    if isinstance(settings, Mapping):
+        lines += ["", "## Runtime settings the latency was measured under", ""]
+        lines += [f"- {line}" for line in describe(settings)]
+        lines += ["", f"`python {TIMER}` times the model in a fresh process under these settings "
+                      "(`--plain` leaves the allocator as the C library sets it)."]
+    return "\n".join(lines) + "\n"
 
 
 def export_network(arch: Arch, config: ModelConfig, state_dict: dict[str, torch.Tensor],
@@ -73,9 +91,10 @@ def export_network(arch: Arch, config: ModelConfig, state_dict: dict[str, torch.
             if diff > TOLERANCE:
                 raise ExportError(f"{name} export disagrees with PyTorch (max |diff| {diff:.2e})")
             differences[name] = diff
+    if differences:
+        write_text(out / TIMER, resources.files("nas").joinpath(TIMER).read_text())
     card = {**card, "arch": arch.to_string(), "formats": list(formats),
             "max_abs_diff_vs_pytorch": differences}
     write_text(out / "model_card.json", json.dumps(card, indent=2))
-    write_text(out / "MODEL_CARD.md", "# Model card\n\n" + "\n".join(
-        f"- **{k}**: {v}" for k, v in card.items()) + "\n")
+    write_text(out / "MODEL_CARD.md", model_card_markdown(card))
     return differences

@@ -1,4 +1,5 @@
-"""The one way a module becomes an ONNX model: for timing on ONNX Runtime and for export."""
+"""The one way a module becomes an ONNX model or a TorchScript program: for timing on ONNX
+Runtime or TorchScript, and for export, so a table times what the export ships."""
 
 from __future__ import annotations
 
@@ -18,3 +19,14 @@ def to_onnx(module: nn.Module, example: torch.Tensor, *, dynamic_batch: bool = F
     torch.onnx.export(module.eval(), (example,), buffer, input_names=[INPUT],
                       output_names=[OUTPUT], dynamic_axes=axes, dynamo=False)
     return buffer.getvalue()
+
+
+def to_torchscript(module: nn.Module, example: torch.Tensor) -> bytes:
+    """The module in eval mode traced to TorchScript, as the bytes of a saved program."""
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.trace(module.eval(), example), buffer)
+    return buffer.getvalue()
+
+
+def load_torchscript(program: bytes) -> torch.jit.ScriptModule:
+    return torch.jit.load(io.BytesIO(program))

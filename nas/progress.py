@@ -24,10 +24,12 @@ class Progress:
     next message starts on a fresh line. ``clock`` returns seconds (``time.monotonic``).
     """
 
-    def __init__(self, label: str, total: int, stream: TextIO = sys.stderr, *,
+    def __init__(self, label: str, total: int, stream: TextIO | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.label, self.total, self.stream, self.clock = label, total, stream, clock
-        self.terminal = stream.isatty()
+        # sys.stderr as it is now (not when this module was imported: it may have been replaced)
+        self.stream = sys.stderr if stream is None else stream
+        self.label, self.total, self.clock = label, total, clock
+        self.terminal = self.stream.isatty()
         self.interval = TERMINAL_INTERVAL_S if self.terminal else LOG_INTERVAL_S
         self.done = 0
         self.start = clock()

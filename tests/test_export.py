@@ -1,16 +1,37 @@
-"""Export: every runtime agrees with PyTorch, the card carries provenance, best/ is checked."""
+"""Export: every runtime agrees with PyTorch, the card carries provenance and the runtime
+settings, the shipped time_model.py times the model in a fresh process, best/ is checked."""
 
+import ast
 import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
 
 import onnxruntime as ort
+import pytest
 import torch
 
+import nas.time_model
 from nas.choice import Choice
 from nas.cli import main
 from nas.export import export_network
+from nas.latency.target import Target
 from nas.model import MobileNet, ModelConfig
 from nas.run import BestNetwork, RunDir, save_best
+from nas.time_model import backend_version
 from test_run import TINY, make_record
+
+
+def run_timer(bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The bundle's time_model.py in a fresh process with a clean environment (no PYTHONPATH,
+    no MALLOC_* variables), from another folder."""
+    return subprocess.run([sys.executable, str(bundle / "time_model.py"), "--runs", "5",
+                           "--warmup", "2", *args], capture_output=True, text=True,
+                          cwd=bundle.parent, env={"PATH": os.environ.get("PATH", "")},
+                          timeout=120)
 
 
 def test_every_format_runs_and_agrees_with_pytorch(tmp_path):
@@ -30,6 +51,10 @@ def test_every_format_runs_and_agrees_with_pytorch(tmp_path):
     assert card["seed"] == 7 and card["arch"] == TINY.to_string()
     assert card["formats"] == ["json", "torchscript", "onnx"]
     assert (tmp_path / "arch.txt").read_text().strip() == TINY.to_string()
+    assert (tmp_path / "time_model.py").read_text() == Path(nas.time_model.__file__).read_text()
+    refused = run_timer(tmp_path)  # this card has no runtime settings
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "no runtime_settings" in refused.stderr
 
 
 def test_json_only_export_writes_no_runtime_files(tmp_path):
@@ -38,6 +63,7 @@ def test_json_only_export_writes_no_runtime_files(tmp_path):
                           {}) == {}
     assert not (tmp_path / "model.onnx").exists()
     assert not (tmp_path / "model.torchscript.pt").exists()
+    assert not (tmp_path / "time_model.py").exists()  # nothing to time
 
 
 def test_export_command_uses_the_saved_best_and_refuses_a_mixed_up_one(tmp_path, capsys):
@@ -60,3 +86,92 @@ def test_export_command_uses_the_saved_best_and_refuses_a_mixed_up_one(tmp_path,
     assert main(["export", str(run.root), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "disagree" in err and err.count("\n") == 1
+
+
+def test_the_shipped_timer_needs_only_the_standard_library_torch_and_onnxruntime():
+    imported = set()
+    for node in ast.walk(ast.parse(Path(nas.time_model.__file__).read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported - set(sys.stdlib_module_names) == {"torch", "onnxruntime"}
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_runtime_settings_are_the_targets_fields_and_the_allocators_mallopt(backend):
+    target = Target.here(backend=backend, threads=2, input_size=40)
+    settings = target.runtime_settings(in_channels=3)
+    fields = asdict(target)
+    assert {k: settings[k] for k in fields if k != "allocator"} == {
+        k: v for k, v in fields.items() if k != "allocator"}
+    assert settings["input_shape"] == [1, 3, 40, 40] and settings["dtype"] == "float32"
+    assert settings["allocator"] == {
+        "name": "steady",
+        "mallopt": [{"parameter": "M_MMAP_THRESHOLD", "number": -3, "value": 33554432,
+                     "environment": "MALLOC_MMAP_THRESHOLD_"},
+                    {"parameter": "M_TRIM_THRESHOLD", "number": -1, "value": 1073741824,
+                     "environment": "MALLOC_TRIM_THRESHOLD_"}],
+        "environment": "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824"}
+    if backend == "torch":
+        assert settings["torch_mode"].startswith("module.eval()")
+        assert "onnxruntime_session" not in settings
+    else:
+        assert settings["onnxruntime_session"]["intra_op_num_threads"] == 2
+        assert settings["onnxruntime_session"]["inter_op_num_threads"] == 1
+    system = Target.here(backend=backend, allocator="system").runtime_settings(in_channels=1)
+    assert system["allocator"] == {"name": "system", "mallopt": [], "environment": ""}
+    json.dumps(settings)  # plain data for the card
+
+
+@pytest.mark.parametrize("allocator, fmt, backend", [("steady", "torchscript", "torchscript"),
+                                                      ("steady", "torchscript", "torch"),
+                                                      ("system", "onnx", "torchscript")])
+def test_the_shipped_timer_applies_the_cards_settings_in_a_fresh_process(tmp_path, allocator,
+                                                                          fmt, backend):
+    run = RunDir(tmp_path / "run")
+    # A 'system' target on another device: the export does not time it (and this process keeps
+    # the allocator an earlier test may have set); the script still does, where it runs.
+    target = (Target.here(backend=backend, input_size=32) if allocator == "steady" else
+              Target(backend=backend, input_size=32, allocator="system", device="another board",
+                     software=backend_version("torch")))
+    record = make_record(tmp_path, target=target)
+    record.save(run)
+    save_best(run, BestNetwork(trial=2, arch=TINY, accuracy=0.5, latency_ms=1.25),
+              MobileNet(TINY, ModelConfig(1, 10)).state_dict(), Choice(record.search.budget_ms))
+    out = tmp_path / "bundle"
+    assert main(["export", str(run.root), "--format", f"json,{fmt}", "--out", str(out)]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["runtime_settings"] == target.runtime_settings(in_channels=1)
+    markdown = (out / "MODEL_CARD.md").read_text()
+    assert "## Runtime settings the latency was measured under" in markdown
+    assert "- threads: 1" in markdown and "python time_model.py" in markdown
+    assert ("MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824" in markdown) == (
+        allocator == "steady")
+
+    timed = run_timer(out)
+    assert timed.returncode == 0, timed.stderr
+    model_file = "model.torchscript.pt" if fmt == "torchscript" else "model.onnx"
+    result = re.search(rf"{re.escape(model_file)}: 5 passes after 2 warm-up: measured "
+                       r"([0-9.]+) ms \(IQR [0-9.]+\), predicted 1\.25 ms: [+-][0-9.]+%",
+                       timed.stdout)
+    assert result and float(result.group(1)) > 0, timed.stdout
+    applied = "allocator: applied mallopt M_MMAP_THRESHOLD=33554432, M_TRIM_THRESHOLD=1073741824"
+    if allocator == "steady":
+        assert applied in timed.stdout
+    else:
+        assert "allocator: system (the C library's defaults" in timed.stdout
+    if fmt == "onnx":  # the table timed TorchScript: the script says it times another runtime
+        assert ("note: timing model.onnx on onnxruntime; the table was timed on torchscript"
+                in timed.stdout)
+    elif backend == "torch":  # no eager model in the bundle: its TorchScript, said so
+        assert "note: the table timed the eager PyTorch module" in timed.stdout
+    else:  # the very program the table timed
+        assert "note:" not in timed.stdout
+
+    plain = run_timer(out, "--plain")
+    assert plain.returncode == 0, plain.stderr
+    assert "applied mallopt" not in plain.stdout
+    assert f"allocator: the C library's defaults (--plain; the table was timed with " \
+           f"{allocator!r})" in plain.stdout
+    assert re.search(r"measured [0-9.]+ ms", plain.stdout)

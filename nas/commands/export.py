@@ -1,6 +1,7 @@
 """``nas export``: the best network under the budget as JSON, weights, TorchScript and ONNX, with
-a model card: provenance, which weights, test accuracy, and on the target itself the measured
-latency.
+a model card: provenance, which weights, test accuracy, the runtime settings the latency was
+measured under (which the shipped ``time_model.py`` applies), and on the target itself the
+measured latency.
 
 Which network and weights: when ``nas train`` completed (``final/final.json``), the network it
 trained with its final weights, whichever trial that is (``nas train --trial N`` trains another
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{record.data_info.image_size} float (RGB or grey as trained), scaled to "
                   "[0, 1] then normalized per channel"),
         "resolution": record.describe_resolution(),
+        "runtime_settings": record.target.runtime_settings(record.model.in_channels),
         "test_accuracy": _test_accuracy(best.arch, record, state, args.data_dir),
         **_measured_latency(best, record.target, record.model)}
     diffs = export_network(best.arch, record.model, state, input_size=record.data_info.image_size,

@@ -2,7 +2,7 @@
 
 Two things make timings on a shared CPU repeatable (figures from the development VM, README):
 
-- A steady-state allocator (`steady_state_allocator`). By default glibc serves large blocks with
+- A steady-state allocator (`MALLOPT`). By default glibc serves large blocks with
   fresh ``mmap`` pages and hands freed memory back to the kernel, so one forward pass of a 224 px
   network took about 1,700 minor page faults, and how many depended on the allocator's history:
   the same networks timed twice in one process differed by up to 32%, and the calibrated table
@@ -14,17 +14,19 @@ Two things make timings on a shared CPU repeatable (figures from the development
   another tenant touches every item alike instead of a few items entirely.
 
 `build_runner` is the one place a module becomes a timed callable on a target: it applies the
-target's allocator setting to the process (once), then ``torch`` runs PyTorch eager in eval mode
-under ``inference_mode`` and ``onnxruntime`` exports the module to ONNX in memory and runs it on
-ORT's CPU provider with the target's thread count.
+target's allocator setting to the process (once), then ``torchscript`` traces the module to
+TorchScript in memory, as the export ships it, ``torch`` runs PyTorch eager, both in eval mode
+under ``inference_mode``, and ``onnxruntime`` exports the module to ONNX in memory and runs it
+on ORT's CPU provider with the target's thread count. The allocator's settings and both runners come
+from `nas.time_model`, the script an export ships beside the model, so a bundle is timed the way
+its table was (`Target.runtime_settings` describes them for the model card).
 """
 
 from __future__ import annotations
 
-import ctypes
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,7 +35,9 @@ import torch
 from torch import nn
 
 from nas.errors import UserError
-from nas.onnx_io import INPUT, to_onnx
+from nas.onnx_io import load_torchscript, to_onnx, to_torchscript
+from nas.time_model import (STEADY_MALLOPT, apply_mallopt, median_and_iqr, onnxruntime_runner,
+                            torch_runner)
 
 if TYPE_CHECKING:
     from nas.latency.target import Target
@@ -53,10 +57,8 @@ class Timing:
 
 def summarize(samples_ms: list[float]) -> Timing:
     """Median and interquartile range of repeated timings."""
-    if len(samples_ms) < 2:
-        raise ValueError("need at least two timings to summarize")
-    q1, _, q3 = statistics.quantiles(samples_ms, n=4, method="inclusive")
-    return Timing(statistics.median(samples_ms), q3 - q1, len(samples_ms))
+    median, spread = median_and_iqr(samples_ms)
+    return Timing(median, spread, len(samples_ms))
 
 
 @contextmanager
@@ -70,26 +72,10 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-# glibc's mallopt parameters, from <malloc.h>.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_BYTES = 32 << 20  # blocks up to 32 MiB (glibc's ceiling on 64-bit) come from the heap
-_TRIM_BYTES = 1 << 30  # up to 1 GiB of free heap is kept, not handed back
-
-
-def steady_state_allocator() -> bool:
-    """Make glibc keep freed memory for reuse, process-wide, so a forward pass never page-faults.
-
-    Returns False where the C library has no ``mallopt`` (not glibc): timing then runs with the
-    platform's allocator as it is.
-    """
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-    if mallopt is None:
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_BYTES)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES))
-
-
-ALLOCATORS = ("steady", "system")  # glibc tuned for reuse (`steady_state_allocator`), or as is
+# Each allocator setting as the glibc mallopt parameters it sets: 'steady' keeps freed memory for
+# reuse, process-wide, so a forward pass never page-faults; 'system' leaves the C library as it is.
+MALLOPT: dict[str, Sequence[Mapping[str, object]]] = {"steady": STEADY_MALLOPT, "system": ()}
+ALLOCATORS = tuple(MALLOPT)
 _allocator_in_use: str | None = None
 
 
@@ -101,7 +87,7 @@ def use_allocator(setting: str) -> None:
     if _allocator_in_use is not None:
         raise UserError(f"this process already times with the {_allocator_in_use!r} allocator; "
                         f"time the {setting!r} target in a process of its own")
-    if setting == "steady" and not steady_state_allocator():
+    if MALLOPT[setting] and not apply_mallopt(MALLOPT[setting]):
         raise UserError("this C library has no mallopt, so the steady allocator cannot be set; "
                         "use --allocator system")
     _allocator_in_use = setting
@@ -109,29 +95,20 @@ def use_allocator(setting: str) -> None:
 
 def _torch_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Runner:
     """Eager eval-mode forward; time it inside ``torch_threads(threads)``."""
-    module = module.eval()
+    return torch_runner(module, x)
 
-    def run() -> object:
-        with torch.inference_mode():
-            return module(x)
 
-    return run
+def _torchscript_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Runner:
+    """The module as `nas export` ships it (traced, saved, loaded back), run as eager is."""
+    return torch_runner(load_torchscript(to_torchscript(module, x)), x)
 
 
 def _onnxruntime_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Runner:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(to_onnx(module, x), options,
-                                   providers=["CPUExecutionProvider"])
-    feed = {INPUT: x.numpy()}
-    return lambda: session.run(None, feed)
+    return onnxruntime_runner(to_onnx(module, x), x, threads)
 
 
-_RUNNERS = {"torch": _torch_runner, "onnxruntime": _onnxruntime_runner}
+_RUNNERS = {"torchscript": _torchscript_runner, "torch": _torch_runner,
+            "onnxruntime": _onnxruntime_runner}
 BACKENDS = tuple(_RUNNERS)
 
 

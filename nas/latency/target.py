@@ -8,10 +8,10 @@ import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from nas.flags import flag, positive_int
-from nas.latency.measure import ALLOCATORS, BACKENDS
+from nas.latency.measure import ALLOCATORS, BACKENDS, MALLOPT
+from nas.time_model import (MEMORY_FORMAT, ONNXRUNTIME_PROVIDERS, TORCH_MODE, backend_version,
+                            environment, onnxruntime_options)
 
 
 def cpu_model() -> str:
@@ -25,22 +25,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def backend_version(backend: str) -> str:
-    if backend == "onnxruntime":
-        import onnxruntime
-
-        return f"onnxruntime {onnxruntime.__version__}"
-    return f"torch {torch.__version__}"
-
-
 @dataclass(frozen=True)
 class Target:
     """Every setting that changes a timing: device, backend and its version, threads, batch,
     input size, dtype and the allocator. Its fingerprint names the table measured under it."""
 
-    backend: str = field(default="torch", metadata=flag(
-        "latency target runtime: PyTorch eager in eval mode, or ONNX Runtime's CPU provider",
-        choices=BACKENDS))
+    backend: str = field(default="torchscript", metadata=flag(
+        "latency target runtime: the exported TorchScript program, PyTorch eager (both in eval "
+        "mode), or ONNX Runtime's CPU provider", choices=BACKENDS))
     threads: int = field(default=1, metadata=flag(
         "latency target's intra-op threads", type=positive_int))
     batch: int = 1  # single-image latency, as deployed on a device
@@ -67,7 +59,7 @@ class Target:
                              f"{list(ALLOCATORS)}")
 
     @classmethod
-    def here(cls, backend: str = "torch", threads: int = 1, batch: int = 1,
+    def here(cls, backend: str = "torchscript", threads: int = 1, batch: int = 1,
              input_size: int = 224, allocator: str = "steady") -> Target:
         """The target of this machine with the installed backend."""
         return cls(backend=backend, threads=threads, batch=batch, input_size=input_size,
@@ -83,6 +75,23 @@ class Target:
         """12 hex digits of the SHA-256 of every field: equal targets, equal fingerprints."""
         text = json.dumps(asdict(self), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def runtime_settings(self, in_channels: int) -> dict[str, object]:
+        """Every setting a network of ``in_channels`` is timed under on this target
+        (`nas.latency.measure.build_runner`), as plain data: what a model card records and the
+        exported ``time_model.py`` applies. The allocator's mallopt parameters come with the
+        environment variables that set the same in a process of one's own."""
+        mallopt = [dict(s) for s in MALLOPT[self.allocator]]
+        backend: dict[str, object] = (
+            {"torch_mode": TORCH_MODE} if self.backend != "onnxruntime" else
+            {"onnxruntime_session": onnxruntime_options(self.threads),
+             "onnxruntime_providers": list(ONNXRUNTIME_PROVIDERS)})
+        return {"backend": self.backend, "software": self.software, "device": self.device,
+                "threads": self.threads, "batch": self.batch, "input_size": self.input_size,
+                "input_shape": [self.batch, in_channels, self.input_size, self.input_size],
+                "dtype": self.dtype, "memory_format": MEMORY_FORMAT, **backend,
+                "allocator": {"name": self.allocator, "mallopt": mallopt,
+                              "environment": environment(mallopt)}}
 
     def describe(self) -> str:
         return (f"{self.device}, {self.software or self.backend}, {self.threads} thread(s), "

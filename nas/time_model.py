@@ -1,0 +1,249 @@
+"""Time an exported model in a fresh process, under the settings its latency table was timed with.
+
+``nas export`` copies this file, unchanged, beside the model as ``time_model.py``. It needs only
+torch (and onnxruntime for an ONNX model), never the ``nas`` package: it reads
+``model_card.json`` next to it, applies the card's ``runtime_settings`` to this process (the
+allocator's mallopt settings, the thread count, eval mode under ``torch.inference_mode``), warms
+the model up, times single passes and prints their median and interquartile range next to the
+card's prediction::
+
+    python time_model.py [--runs 50] [--warmup 20] [--plain]
+
+``--plain`` leaves the C library's allocator as it is, as a process that sets nothing runs.
+
+The package times its latency tables with the same pieces (`nas.latency.measure` imports them),
+so the table and the bundle apply one allocator setting and one forward-pass mode; with the
+default ``torchscript`` target the table timed the very TorchScript program the bundle holds.
+A table timed on eager PyTorch (``--backend torch``) has no such file in the bundle: the script
+then times the TorchScript program and says that it may run faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+Runner = Callable[[], object]
+
+# The steady allocator: glibc's mallopt parameters (numbers from <malloc.h>) and their values, each
+# with the environment variable glibc reads at start-up for the same parameter. Blocks up to
+# 32 MiB (glibc's ceiling on 64-bit) come from the heap, not fresh mmap pages, and up to 1 GiB of
+# free heap is kept for reuse instead of being handed back to the kernel.
+STEADY_MALLOPT: tuple[dict[str, Any], ...] = (
+    {"parameter": "M_MMAP_THRESHOLD", "number": -3, "value": 32 << 20,
+     "environment": "MALLOC_MMAP_THRESHOLD_"},
+    {"parameter": "M_TRIM_THRESHOLD", "number": -1, "value": 1 << 30,
+     "environment": "MALLOC_TRIM_THRESHOLD_"},
+)
+
+TORCH_MODE = "module.eval(), forward under torch.inference_mode()"
+MEMORY_FORMAT = "contiguous (NCHW)"  # the input as timed: not channels-last
+
+
+def apply_mallopt(settings: Sequence[Mapping[str, Any]]) -> bool:
+    """Set each glibc mallopt parameter, process-wide; False where the C library has no
+    ``mallopt`` (not glibc) or refuses one."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return False
+    return all([bool(mallopt(int(s["number"]), int(s["value"]))) for s in settings])
+
+
+def onnxruntime_options(threads: int) -> dict[str, int]:
+    """ONNX Runtime session options for a target with ``threads`` intra-op threads."""
+    return {"intra_op_num_threads": threads, "inter_op_num_threads": 1, "log_severity_level": 3}
+
+
+ONNXRUNTIME_PROVIDERS = ["CPUExecutionProvider"]
+
+
+def backend_version(backend: str) -> str:
+    """The installed version of a backend (``torch`` or ``onnxruntime``), as a table records it."""
+    if backend == "onnxruntime":
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__}"
+    return f"torch {torch.__version__}"
+
+
+def torch_runner(module: torch.nn.Module, x: torch.Tensor) -> Runner:
+    """One forward pass of ``module`` on ``x`` as `TORCH_MODE` says."""
+    module = module.eval()
+
+    def run() -> object:
+        with torch.inference_mode():
+            return module(x)
+
+    return run
+
+
+def onnxruntime_runner(model: bytes | str, x: torch.Tensor, threads: int) -> Runner:
+    """One inference of an ONNX model (bytes or a path) on ``x`` on ONNX Runtime's CPU
+    provider, with `onnxruntime_options`; the input is the model's first."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    for name, value in onnxruntime_options(threads).items():
+        setattr(options, name, value)
+    session = ort.InferenceSession(model, options, providers=ONNXRUNTIME_PROVIDERS)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def median_and_iqr(samples: Sequence[float]) -> tuple[float, float]:
+    """Median and interquartile range of at least two timings."""
+    if len(samples) < 2:
+        raise ValueError("need at least two timings to summarize")
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return statistics.median(samples), q3 - q1
+
+
+def environment(settings: Sequence[Mapping[str, Any]]) -> str:
+    """The mallopt settings as the environment variables that set them in a new glibc process."""
+    return " ".join(f"{s['environment']}={s['value']}" for s in settings)
+
+
+def describe(settings: Mapping[str, Any]) -> list[str]:
+    """Readable lines for a card's runtime settings (MODEL_CARD.md and this script's output)."""
+    shape = "x".join(str(n) for n in settings["input_shape"])
+    lines = [f"backend: {settings['software'] or settings['backend']} on {settings['device']}",
+             f"threads: {settings['threads']}",
+             f"input: {shape} (batch {settings['batch']}, {settings['input_size']} px), "
+             f"{settings['dtype']}, {settings['memory_format']}"]
+    if "torch_mode" in settings:
+        lines.append(f"mode: {settings['torch_mode']}")
+    if "onnxruntime_session" in settings:
+        lines.append(f"onnxruntime session: {settings['onnxruntime_session']}, providers "
+                     f"{settings['onnxruntime_providers']}")
+    allocator = settings["allocator"]
+    if allocator["mallopt"]:
+        lines.append(f"allocator: {allocator['name']}, glibc mallopt "
+                     + ", ".join(f"{s['parameter']}={s['value']}" for s in allocator["mallopt"])
+                     + f"; in a process of your own: {environment(allocator['mallopt'])}")
+    else:
+        lines.append(f"allocator: {allocator['name']} (the C library's defaults)")
+    return lines
+
+
+class BundleError(Exception):
+    """A bundle this script cannot time: said in one line, exit status 2."""
+
+
+def _choose_model(here: Path, backend: str) -> tuple[Path, str]:
+    """The exported file to time and the backend it runs on: the target backend's own format
+    where it was exported (an eager ``torch`` target has none: its TorchScript), else the
+    other one."""
+    files = {"torchscript": here / "model.torchscript.pt", "onnxruntime": here / "model.onnx"}
+    own = "onnxruntime" if backend == "onnxruntime" else "torchscript"
+    for name in (own, *(b for b in files if b != own)):
+        if files[name].is_file():
+            return files[name], name
+    raise BundleError(f"{here} has neither model.torchscript.pt nor model.onnx; export with "
+                      "--format torchscript or onnx")
+
+
+def _runner(path: Path, backend: str, x: torch.Tensor, threads: int) -> Runner:
+    if backend == "onnxruntime":
+        return onnxruntime_runner(str(path), x, threads)
+    return torch_runner(torch.jit.load(str(path)), x)
+
+
+def _notes(path: Path, backend: str, settings: Mapping[str, Any]) -> list[str]:
+    """Where this timing differs from the table's by construction."""
+    if settings["backend"] == "torch" and backend == "torchscript":
+        return [f"the table timed the eager PyTorch module; {path.name} runs on TorchScript's "
+                "interpreter, which skips eager's per-layer Python calls (most of a pass at "
+                "small inputs), so it can run faster"]
+    if backend != settings["backend"]:
+        return [f"timing {path.name} on {backend}; the table was timed on {settings['backend']}"]
+    if backend_version(backend) != settings["software"]:
+        return [f"this is {backend_version(backend)}; the table was timed with "
+                f"{settings['software']}"]
+    return []
+
+
+def _time(run: Runner, warmup: int, runs: int) -> list[float]:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def _load_card(here: Path) -> dict[str, Any]:
+    try:
+        card = json.loads((here / "model_card.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{here / 'model_card.json'}: cannot read it ({exc})") from exc
+    if not isinstance(card, dict) or "runtime_settings" not in card:
+        raise BundleError(f"{here / 'model_card.json'} has no runtime_settings; export the "
+                          "model again with a newer nas")
+    return card
+
+
+def _apply_allocator(allocator: Mapping[str, Any], plain: bool) -> str:
+    """Set the card's allocator in this process (unless ``plain``); says what was done."""
+    if plain:
+        return (f"allocator: the C library's defaults (--plain; the table was timed with "
+                f"{allocator['name']!r})")
+    if not allocator["mallopt"]:
+        return f"allocator: {allocator['name']} (the C library's defaults, as the table was timed)"
+    if not apply_mallopt(allocator["mallopt"]):
+        return "allocator: this C library has no mallopt; timing with its defaults"
+    return "allocator: applied mallopt " + ", ".join(
+        f"{s['parameter']}={s['value']}" for s in allocator["mallopt"])
+
+
+def _result(name: str, samples: Sequence[float], warmup: int, predicted: object) -> str:
+    median, iqr = median_and_iqr(samples)
+    line = (f"{name}: {len(samples)} passes after {warmup} warm-up: measured {median:.2f} ms "
+            f"(IQR {iqr:.2f})")
+    if isinstance(predicted, (int, float)) and predicted > 0:
+        return line + f", predicted {predicted:.2f} ms: {100 * (median / predicted - 1):+.1f}%"
+    return line + ", no prediction in the card"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=50, help="timed passes (default 50)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed passes first (default 20)")
+    parser.add_argument("--plain", action="store_true",
+                        help="leave the allocator as the C library sets it")
+    args = parser.parse_args(argv)
+    if args.runs < 2 or args.warmup < 0:
+        parser.error("--runs must be at least 2 and --warmup at least 0")
+    here = Path(__file__).resolve().parent
+    try:
+        card = _load_card(here)
+        settings = card["runtime_settings"]
+        path, backend = _choose_model(here, settings["backend"])
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(_apply_allocator(settings["allocator"], args.plain))
+    torch.set_num_threads(settings["threads"])
+    for line in describe(settings):
+        print(f"target {line}")
+    for note in _notes(path, backend, settings):
+        print(f"note: {note}")
+    x = torch.randn(*settings["input_shape"], generator=torch.Generator().manual_seed(0))
+    run = _runner(path, backend, x, settings["threads"])
+    print(_result(path.name, _time(run, args.warmup, args.runs), args.warmup,
+                  card.get("predicted_latency_ms")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
