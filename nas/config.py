@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from nas.errors import UsageError
-from nas.flags import budget_ms, flag, float_list, percent, positive_float, positive_int
+from nas.flags import (budget_ms, comma_list, flag, float_list, percent, positive_float,
+                       positive_int)
 
 SAMPLERS = ("tpe", "nsga2", "random")  # built by `nas.search.make_sampler`
+REFERENCE_NAMES = ("mobilenetv3-large", "mobilenetv3-small")  # `nas.references.REFERENCES`
 # Mean std over 3 seeds of the default proxy's validation accuracy, in points, on 6 architectures
 # spread over the default space (Fashion-MNIST, 28 px; benchmarks/proxy_fidelity.py, README:
 # 0.49 points, against 0.74 between the architectures' means).
@@ -120,6 +122,10 @@ class SearchConfig:
     bands: int = field(default=3, metadata=flag(
         "successive halving: latency bands (equal-count groups by predicted latency) in which "
         "promotion is decided, so fast networks compete with fast ones", type=positive_int))
+    references: tuple[str, ...] = field(default=REFERENCE_NAMES, metadata=flag(
+        "hand-designed networks adapted to the run's resolution, trained with the same proxy, "
+        "predicted by the same table and drawn beside the front, comma-separated, or none",
+        type=comma_list(REFERENCE_NAMES, allow_none=True)))
     seed_std: float = field(default=SEED_STD, metadata=flag(
         "seed noise of a candidate's validation accuracy, in points (the std over training "
         "seeds); drawn as error bars and used to say which candidates differ by more than "

@@ -119,15 +119,20 @@ def budget_ms(text: str) -> float:
     return value
 
 
-def comma_list(choices: Iterable[str]) -> Callable[[str], tuple[str, ...]]:
-    """A type for ``a,b,c`` whose items must be among ``choices``."""
+def comma_list(choices: Iterable[str], *,
+               allow_none: bool = False) -> Callable[[str], tuple[str, ...]]:
+    """A type for ``a,b,c`` whose items must be among ``choices`` (``none``: (), where
+    ``allow_none``)."""
     allowed = tuple(choices)
 
     def parse(text: str) -> tuple[str, ...]:
+        if allow_none and text.strip().lower() == "none":
+            return ()
         items = tuple(i.strip() for i in text.split(",") if i.strip())
         unknown = [i for i in items if i not in allowed]
         if not items or unknown:
-            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(allowed)}")
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(allowed)}"
+                                             + (" or none" if allow_none else ""))
         return items
 
     return parse

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 from optuna.trial import FrozenTrial
 
 from nas.atomic import atomic_path, write_text
 from nas.choice import Choice
 from nas.pareto import hypervolume, noise_margin, pareto_front, within_noise
+from nas.references import ReferenceResult
 from nas.run import RunDir, RunRecord
 from nas.search import (ARCH, EPOCHS, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON, RUNG, SECONDS,
                         STATUS, Status)
@@ -62,6 +64,9 @@ class FrontInfo:
     hypervolume: float  # of the front, reference (accuracy 0, latency = budget)
     seed_std: float  # seed noise of one accuracy, in points
     within_noise: pd.DataFrame  # trained within budget, indistinguishable from the best
+    # Reference networks (name, accuracy, latency_ms, latency_err_ms, arch), each with the most
+    # accurate candidate trained at the top rung at no more latency (rival_*; none: NaN).
+    references: pd.DataFrame
 
     @property
     def budget_ms(self) -> float:
@@ -69,8 +74,10 @@ class FrontInfo:
 
 
 def front_info(frame: pd.DataFrame, choice: Choice, seed_std: float,
-               rungs: Sequence[float] = (2.0,)) -> FrontInfo:
-    """The front, best and counts from the candidates trained at the top rung of ``rungs``."""
+               rungs: Sequence[float] = (2.0,),
+               references: Sequence[ReferenceResult] = ()) -> FrontInfo:
+    """The front, best and counts from the candidates trained at the top rung of ``rungs``, and
+    how each reference network compares with them."""
     budget_ms = choice.budget_ms
     top = len(rungs) - 1
     done = frame[frame["status"] == Status.TRAINED]
@@ -96,12 +103,29 @@ def front_info(frame: pd.DataFrame, choice: Choice, seed_std: float,
                      over_budget=int((frame["status"] == Status.OVER_BUDGET).sum()),
                      failed=int((frame["status"] == Status.FAILED).sum()),
                      hypervolume=hypervolume(points, 0.0, budget_ms), seed_std=seed_std,
-                     within_noise=tied)
+                     within_noise=tied, references=_rivals(trained, references))
+
+
+def _rivals(trained: pd.DataFrame, references: Sequence[ReferenceResult]) -> pd.DataFrame:
+    """Each reference beside the most accurate candidate at no more latency than it."""
+    rows = []
+    for ref in references:
+        rivals = trained[trained["latency_ms"] <= ref.latency_ms]
+        rival = rivals.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).head(1)
+        rows.append({"name": ref.name, "accuracy": ref.accuracy, "latency_ms": ref.latency_ms,
+                     "latency_err_ms": ref.latency_err_ms, "arch": ref.arch,
+                     "rival_number": rival["number"].iloc[0] if len(rival) else None,
+                     "rival_accuracy": rival["accuracy"].iloc[0] if len(rival) else None,
+                     "rival_latency_ms": rival["latency_ms"].iloc[0] if len(rival) else None})
+    return pd.DataFrame(rows, columns=["name", "accuracy", "latency_ms", "latency_err_ms", "arch",
+                                       "rival_number", "rival_accuracy", "rival_latency_ms"])
 
 
 def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure:
     """Candidates trained at the top rung with latency and accuracy error bars, those that
-    stopped at a cheaper rung (lower accuracy: shorter training), the front, the budget line."""
+    stopped at a cheaper rung (lower accuracy: shorter training), the reference networks, the
+    front and the budget line; below, on the same latency axis, the candidates rejected before
+    training (predicted latency only)."""
     done = frame[frame["status"] == Status.TRAINED]
     top = len(info.rungs) - 1
     trained = done[done["rung"] == top]
@@ -111,7 +135,8 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
     if len(info.rungs) > 1:
         stopped = done[done["reached_epochs"] < info.rungs[-1]]
         traces.insert(0, (stopped, "stopped at a cheaper rung", "#c6dbef"))
-    fig = go.Figure()
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.85, 0.15],
+                        vertical_spacing=0.04)
     for data, name, color in traces:
         fig.add_trace(go.Scatter(
             x=data["latency_ms"], y=data["accuracy"] * 100, mode="markers", name=name,
@@ -120,16 +145,63 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
             error_y={"type": "constant", "value": info.seed_std, "thickness": 1},
             customdata=data[["number", "arch"]],
             hovertemplate="trial %{customdata[0]}<br>%{y:.2f}% at %{x:.2f} ms"
-                          "<br>%{customdata[1]}<extra></extra>"))
+                          "<br>%{customdata[1]}<extra></extra>"), row=1, col=1)
+    refs = info.references
+    if len(refs):
+        fig.add_trace(go.Scatter(
+            x=refs["latency_ms"], y=refs["accuracy"] * 100, mode="markers+text",
+            name="reference networks (same proxy, same table)", text=refs["name"],
+            textposition="top center", marker={"color": "#2ca02c", "size": 13, "symbol": "star"},
+            error_x={"type": "data", "array": refs["latency_err_ms"], "thickness": 1},
+            error_y={"type": "constant", "value": info.seed_std, "thickness": 1},
+            hovertemplate="%{text}<br>%{y:.2f}% at %{x:.2f} ms<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Scatter(x=info.front["latency_ms"], y=info.front["accuracy"] * 100,
                              mode="lines+markers", name="Pareto front",
-                             line={"shape": "hv", "color": "#d62728"}, hoverinfo="skip"))
+                             line={"shape": "hv", "color": "#d62728"}, hoverinfo="skip"),
+                  row=1, col=1)
+    rejected = frame[frame["status"] == Status.OVER_BUDGET]
+    fig.add_trace(go.Scatter(
+        x=rejected["latency_ms"], y=[0] * len(rejected), mode="markers",
+        name=f"rejected before training ({len(rejected)}): predicted latency only",
+        marker={"color": "#7f7f7f", "symbol": "line-ns-open", "size": 12},
+        customdata=rejected[["number", "arch"]],
+        hovertemplate="trial %{customdata[0]} at %{x:.2f} ms (not trained)"
+                      "<br>%{customdata[1]}<extra></extra>"), row=2, col=1)
     fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black",
                   annotation_text=f"budget {info.budget_ms:g} ms")
-    fig.update_layout(title=title, xaxis_title="predicted latency (ms)",
-                      yaxis_title=f"validation accuracy (%), +- seed std {info.seed_std:g}",
+    fig.update_yaxes(title_text=f"validation accuracy (%), +- seed std {info.seed_std:g}",
+                     row=1, col=1)
+    fig.update_yaxes(showticklabels=False, title_text="rejected", row=2, col=1)
+    fig.update_xaxes(title_text="predicted latency (ms)", row=2, col=1)
+    fig.update_layout(title=title, template="plotly_white", height=700)
+    return fig
+
+
+def budget_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure:
+    """The best validation accuracy reachable under each budget, from the candidates trained at
+    the top rung (the front of all of them, as a staircase): what one more millisecond buys."""
+    done = frame[frame["status"] == Status.TRAINED]
+    trained = done[done["rung"] == len(info.rungs) - 1].reset_index(drop=True)
+    stairs = trained.iloc[pareto_front(list(zip(trained["accuracy"], trained["latency_ms"])))]
+    x = [*stairs["latency_ms"], *stairs["latency_ms"].tail(1) * 1.1]
+    y = [*stairs["accuracy"] * 100, *stairs["accuracy"].tail(1) * 100]
+    fig = go.Figure(go.Scatter(
+        x=x, y=y, mode="lines+markers", line={"shape": "hv", "color": "#d62728"},
+        name="best accuracy under the budget", customdata=[*stairs["number"],
+                                                          *stairs["number"].tail(1)],
+        hovertemplate="under %{x:.2f} ms: %{y:.2f}% (trial %{customdata})<extra></extra>"))
+    fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black",
+                  annotation_text=f"budget {info.budget_ms:g} ms")
+    fig.update_layout(title=title, xaxis_title="latency budget (ms, predicted)",
+                      yaxis_title="best validation accuracy reachable (%)",
                       template="plotly_white")
     return fig
+
+
+def _html(figures: Sequence[go.Figure]) -> str:
+    """One offline page (plotly.js inlined once) holding ``figures`` in order."""
+    parts = [f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figures)]
+    return "<html><head><meta charset=\"utf-8\"></head><body>" + "".join(parts) + "</body></html>"
 
 
 def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
@@ -159,6 +231,7 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
                   f"{b['params'] / 1e6:.2f} M parameters",
                   f"- `{b['arch']}`"]
     lines += _verified_lines(info)
+    lines += _reference_lines(info)
     lines += _noise_lines(info)
     lines += ["", "## Pareto front", "", "| trial | accuracy | latency (ms) | arch |",
               "|---|---|---|---|"]
@@ -206,6 +279,37 @@ def _verified_lines(info: FrontInfo) -> list[str]:
     return lines
 
 
+def _reference_lines(info: FrontInfo) -> list[str]:
+    """Each reference beside the best candidate at no more latency, and whether it is beaten."""
+    if info.references.empty:
+        return []
+    lines = ["", "## Reference networks", "",
+             "Hand-designed MobileNetV3s adapted to the run's resolution, trained with the same "
+             "proxy and predicted by the same table as the candidates.", "",
+             "| network | accuracy | predicted (ms) | best candidate at no more latency |",
+             "|---|---|---|---|"]
+    verdicts = []
+    margin = noise_margin(info.seed_std)
+    for _, r in info.references.iterrows():
+        if pd.isna(r["rival_number"]):
+            rival = "none trained"
+            verdicts.append(f"- {r['name']}: the front does not dominate it: no candidate was "
+                            f"trained at {r['latency_ms']:.2f} ms or less")
+        else:
+            gap = 100 * (r["rival_accuracy"] - r["accuracy"])
+            rival = (f"trial {int(r['rival_number'])}: {100 * r['rival_accuracy']:.2f}% at "
+                     f"{r['rival_latency_ms']:.2f} ms")
+            noise = "within" if abs(gap) <= margin else "beyond"
+            verdicts.append(
+                f"- {r['name']}: " + ("the front dominates it" if gap >= 0 else
+                                      "the front does NOT dominate it")
+                + f": trial {int(r['rival_number'])} is {gap:+.2f} points at no more latency "
+                f"({noise} seed noise, {margin:.2f} points)")
+        lines.append(f"| {r['name']} | {100 * r['accuracy']:.2f}% | {r['latency_ms']:.2f} | "
+                     f"{rival} |")
+    return [*lines, "", *verdicts]
+
+
 def _rungs_line(info: FrontInfo, record: RunRecord) -> str:
     counts = ", ".join(f"{n} trained at {e:g} epochs" + (f" (median {t:.1f} s each)" if n else "")
                        for n, e, t in zip(info.per_rung, info.rungs, info.rung_seconds))
@@ -239,17 +343,18 @@ def _noise_lines(info: FrontInfo) -> list[str]:
 
 
 def write_report(run: RunDir, frame: pd.DataFrame, choice: Choice, record: RunRecord,
-                 suffix: str = "") -> FrontInfo:
-    """trials.csv, pareto.csv, pareto.html (plotly.js inlined) and summary.md, each written
-    atomically; ``suffix`` names a re-scored report beside the run's own."""
+                 suffix: str = "", references: Sequence[ReferenceResult] = ()) -> FrontInfo:
+    """trials.csv, pareto.csv, pareto.html (two figures, plotly.js inlined) and summary.md, each
+    written atomically; ``suffix`` names a re-scored report beside the run's own."""
     info = front_info(frame, choice, record.search.seed_std,
-                      record.search.rungs(record.train.epochs))
+                      record.search.rungs(record.train.epochs), references)
     with atomic_path(run.trials_csv(suffix)) as tmp:
         frame.to_csv(tmp, index=False)
     with atomic_path(run.pareto_csv(suffix)) as tmp:
         info.front.to_csv(tmp, index=False)
-    title = f"{record.name}: accuracy vs latency on {record.target.describe()}"
-    with atomic_path(run.pareto_html(suffix)) as tmp:
-        pareto_figure(frame, info, title).write_html(tmp, include_plotlyjs=True)
+    where = record.target.describe()
+    write_text(run.pareto_html(suffix), _html([
+        pareto_figure(frame, info, f"{record.name}: accuracy vs latency on {where}"),
+        budget_figure(frame, info, f"{record.name}: best accuracy under each budget on {where}")]))
     write_text(run.summary(suffix), summary_markdown(info, record))
     return info

@@ -82,6 +82,11 @@ class RunDir:
         return self.root / "verified.json"
 
     @property
+    def references(self) -> Path:
+        """Reference networks trained and predicted by the run (`nas.references`)."""
+        return self.root / "references.json"
+
+    @property
     def export(self) -> Path:
         return self.root / "export"
 

@@ -63,7 +63,7 @@ def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, caps
     common = ["search", "--latency-budget", "1000ms", "--data-dir", str(idx_dir),
               "--val-samples", "100", "--epochs", "1",
               "--results-dir", str(results), "--run-name", "tiny", "--sampler", "random",
-              "--rung-epochs", "none"]
+              "--rung-epochs", "none", "--backend", "torch"]  # eager: a table in seconds
     assert main([*common, "--trials", "2"]) == 0
     run = results / "tiny"
     for name in ("trials.csv", "pareto.csv", "pareto.html", "summary.md", "best/arch.json",
@@ -79,6 +79,14 @@ def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, caps
     assert list((results / "luts").glob("mobilenetv3-28px-torch-*.json"))
     summary = (run / "summary.md").read_text()
     assert "- resolution: 28x28 px for training, validation, latency and export" in summary
+    # The references, adapted to 28 px, trained by the same proxy and predicted by the same
+    # table (their layers timed into it), drawn and compared in the summary.
+    references = json.loads((run / "references.json").read_text())
+    assert [r["name"] for r in references] == ["mobilenetv3-large", "mobilenetv3-small"]
+    assert all(r["latency_ms"] > 0 and 0 <= r["accuracy"] <= 1 and r["epochs"] == 1
+               for r in references)
+    assert "## Reference networks" in summary and "- mobilenetv3-small: the front" in summary
+    assert "reference networks (same proxy, same table)" in html
 
     assert main([*common, "--trials", "3"]) == 0  # resumes: one more trained candidate
     assert (pd.read_csv(run / "trials.csv")["status"] == "trained").sum() == 3
@@ -151,8 +159,7 @@ def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, idx_dir, si
     args = [sys.executable, str(ROOT / "run_search.py"), "--latency-budget", "1000ms",
             "--data-dir", str(idx_dir), "--val-samples", "100", "--epochs", "1",
             "--results-dir", str(tmp_path), "--run-name", "r",
-            "--sampler", "random",
-              "--rung-epochs", "none"]
+            "--sampler", "random", "--rung-epochs", "none", "--references", "none"]
     # A shell that starts jobs in the background ignores SIGINT for them; undo that here.
     proc = subprocess.Popen([*args, "--trials", "1000"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,

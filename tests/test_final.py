@@ -21,7 +21,8 @@ def searched(tmp_path_factory, tiny_space, tiny_lut, tiny_data):
     results = tmp_path_factory.mktemp("results")
     assert main(["search", "--latency-budget", "1000ms", "--space", str(tiny_space), "--lut",
                  str(tiny_lut), "--data-dir", str(tiny_data), "--val-samples", "100",
-                 "--epochs", "1", "--rung-epochs", "none", "--sampler", "random",
+                 "--epochs", "1", "--rung-epochs", "none", "--references", "none",
+                 "--sampler", "random",
                  "--train-threads", "1", "--results-dir", str(results), "--run-name", "tiny",
                  "--trials", "1"]) == 0
     return results / "tiny"

@@ -6,7 +6,9 @@ import pytest
 from conftest import LARGE_SPACE
 from nas.choice import Choice
 from nas.config import SearchConfig
-from nas.report import front_info, pareto_figure, summary_markdown, trials_frame, write_report
+from nas.references import ReferenceResult
+from nas.report import (budget_figure, front_info, pareto_figure, summary_markdown, trials_frame,
+                        write_report)
 from nas.run import RunDir
 from nas.search import Status, make_sampler, open_study, search
 from nas.space import load_space
@@ -66,13 +68,17 @@ def test_figure_draws_candidates_front_budget_and_latency_uncertainty(study, tmp
     info = front_info(frame, Choice(14), seed_std=0.4)
     fig = pareto_figure(frame, info, "title")
     by_name = {t.name: t for t in fig.data}
-    assert set(by_name) == {"within budget", "over budget", "Pareto front"}
+    rejected = frame[frame["status"] == Status.OVER_BUDGET]
+    strip = f"rejected before training ({len(rejected)}): predicted latency only"
+    assert set(by_name) == {"within budget", "over budget", "Pareto front", strip}
+    assert list(by_name[strip].x) == list(rejected["latency_ms"]) and len(rejected)
     inside = by_name["within budget"]
     rows = frame[(frame["status"] == Status.TRAINED) & (frame["latency_ms"] <= 14)]
     assert list(inside.x) == list(rows["latency_ms"])
     assert list(inside.y) == pytest.approx(list(rows["accuracy"] * 100))
     assert list(inside.error_x.array) == list(rows["latency_err_ms"])
     assert inside.error_y.value == 0.4 and "seed std 0.4" in fig.layout.yaxis.title.text
+    assert by_name[strip].yaxis == "y2"  # its own strip below, on the shared latency axis
     assert list(by_name["Pareto front"].x) == list(info.front["latency_ms"])
     assert fig.layout.shapes[0].x0 == 14 and "budget 14 ms" in fig.layout.annotations[0].text
     assert "%{customdata[1]}" in inside.hovertemplate  # the architecture on hover
@@ -87,3 +93,47 @@ def test_write_report_writes_every_file_and_never_best(study, tmp_path):
     assert len(pd.read_csv(run.trials_csv("-x"))) == len(study.trials)
     assert not run.best.exists()
     assert not [p for p in run.root.iterdir() if p.name.endswith(".tmp")]
+
+
+def _references(frame: pd.DataFrame) -> list[ReferenceResult]:
+    """One reference slower and worse than every trained candidate, one faster than all."""
+    trained = frame[frame["status"] == Status.TRAINED]
+    slow = ReferenceResult("slow-ref", "arch-a", float(trained["accuracy"].min()) - 0.01,
+                           float(trained["latency_ms"].max()) + 1, 0.1, 2.0, 1.0)
+    fast = ReferenceResult("fast-ref", "arch-b", 0.99, float(trained["latency_ms"].min()) - 1,
+                           0.1, 2.0, 1.0)
+    return [slow, fast]
+
+
+def test_references_are_drawn_and_compared_with_the_best_candidate_at_no_more_latency(
+        study, tmp_path):
+    frame = trials_frame(study.trials)
+    slow, fast = _references(frame)
+    info = front_info(frame, Choice(14), seed_std=0.4, references=[slow, fast])
+    trained = frame[frame["status"] == Status.TRAINED]
+    best = trained.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
+    row = info.references.set_index("name").loc["slow-ref"]
+    assert row["rival_number"] == best["number"]  # every candidate is at no more latency
+    assert pd.isna(info.references.set_index("name").loc["fast-ref", "rival_number"])
+    text = summary_markdown(info, make_record(tmp_path))
+    gap = 100 * (best["accuracy"] - slow.accuracy)
+    assert (f"- slow-ref: the front dominates it: trial {int(best['number'])} is {gap:+.2f} "
+            "points at no more latency") in text
+    assert (f"- fast-ref: the front does not dominate it: no candidate was trained at "
+            f"{fast.latency_ms:.2f} ms or less") in text
+    stars = {t.name: t for t in pareto_figure(frame, info, "t").data}[
+        "reference networks (same proxy, same table)"]
+    assert list(stars.text) == ["slow-ref", "fast-ref"]
+    assert list(stars.y) == pytest.approx([100 * slow.accuracy, 100 * fast.accuracy])
+
+
+def test_budget_figure_gives_the_best_accuracy_reachable_under_each_budget(study):
+    frame = trials_frame(study.trials)
+    info = front_info(frame, Choice(14), seed_std=0.4)
+    line = budget_figure(frame, info, "t").data[0]
+    trained = frame[frame["status"] == Status.TRAINED]
+    for budget, accuracy in zip(line.x, line.y):
+        reachable = trained[trained["latency_ms"] <= budget]["accuracy"].max()
+        assert accuracy == pytest.approx(100 * reachable)
+    assert list(line.y) == sorted(line.y)  # more milliseconds never buy less accuracy
+    assert max(line.y) == pytest.approx(100 * trained["accuracy"].max())

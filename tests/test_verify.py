@@ -42,6 +42,7 @@ def test_a_best_network_over_the_budget_as_measured_is_replaced_by_the_next(
     search = ["search", "--latency-budget", "1000ms", "--data-dir", str(idx_dir),
               "--val-samples", "100", "--epochs", "1", "--results-dir", str(results),
               "--run-name", "v", "--sampler", "random", "--rung-epochs", "none",
+              "--references", "none",
               "--trials", "4"]
     assert main(search) == 0
     run = RunDir(results / "v")

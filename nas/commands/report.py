@@ -15,6 +15,7 @@ from nas.commands.common import lut_info
 from nas.latency.predict import LatencyModel
 from nas.latency.table import LatencyTable
 from nas.report import trials_frame, write_report
+from nas.references import load_references
 from nas.run import RunDir, RunRecord
 from nas.search import ARCH, LATENCY, LATENCY_ERR, open_study
 from nas.storage import open_storage
@@ -31,7 +32,11 @@ def run(args: argparse.Namespace) -> int:
     frame = trials_frame(open_study(open_storage(record.storage), record.name).trials,
                          choice.measured_ms)
     suffix = ""
+    references = load_references(run_dir.references)
     if table is not None:
+        if references:
+            print("reference networks left out: their latencies come from the run's own table")
+        references = []
         model = LatencyModel(table, record.model.in_channels, record.model.num_classes)
         predictions = [model.predict(Arch.from_string(a)) if a else None for a in frame[ARCH]]
         frame[LATENCY] = [p.latency_ms if p else None for p in predictions]
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.latency_budget is not None:
         suffix += f"-{budget:g}ms"
     with locked(run_dir.lock):  # a search may be writing the run's own report
-        info = write_report(run_dir, frame, choice, record, suffix)
+        info = write_report(run_dir, frame, choice, record, suffix, references)
     print(f"wrote {run_dir.summary(suffix)}: {len(info.front)} networks on the front under "
           f"{budget:g} ms")
     return 0

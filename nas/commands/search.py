@@ -18,10 +18,11 @@ from nas.data import Dataset
 from nas.evaluator import TrainEvaluator
 from nas.flags import from_args
 from nas.latency.predict import LatencyModel
-from nas.latency.profile import check_coverage, profile_space, time_networks
+from nas.latency.profile import check_coverage, measure_layers, profile_space, time_networks
 from nas.latency.table import LatencyTable, default_path
 from nas.model import ModelConfig
 from nas.progress import Progress
+from nas.references import REFERENCES, ReferenceResult, adapt, load_references, save_references
 from nas.report import front_info, trials_frame, write_report
 from nas.run import (BestNetwork, DataInfo, RunDir, RunError, RunRecord, load_best,
                      read_checkpoint, save_best)
@@ -67,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
     evaluator = TrainEvaluator(data, model_config, record.train)
     _restore_best(study, run_dir, record, evaluator, len(rungs) - 1)
     monitor = _Monitor(study, run_dir, record, evaluator, len(rungs) - 1)
+    latency = LatencyModel(table, data.in_channels, data.num_classes)
     try:
-        search(study, space, LatencyModel(table, data.in_channels, data.num_classes), evaluator,
-               config, rungs, monitor.on_trial)
+        search(study, space, latency, evaluator, config, rungs, monitor.on_trial)
         _close_stale(study, storage)  # trials of other workers that died while this one ran
+        _train_references(run_dir, record, space, evaluator, latency, lut_path)
         _verify_on_target(study, run_dir, record, evaluator, len(rungs) - 1)
     finally:
         monitor.close()
@@ -144,6 +146,35 @@ def _restore_best(study: optuna.Study, run_dir: RunDir, record: RunRecord,
                   file=sys.stderr)
             network = replace(network, accuracy=accuracy)
     save_best(run_dir, network, state, choice)
+
+
+def _train_references(run_dir: RunDir, record: RunRecord, space: SearchSpace,
+                      evaluator: TrainEvaluator, latency: LatencyModel, lut_path: Path) -> None:
+    """Train the references the run asks for (adapted to its resolution) with the search's
+    proxy and seed, and predict their latency from its table, timing the layers it lacks when
+    this machine is the target; a rerun trains only those not yet in references.json."""
+    results = load_references(run_dir.references)
+    done = {r.name for r in results}
+    for name in record.search.references:
+        if name in done:
+            continue
+        arch = adapt(REFERENCES[name], space, record.data_info.image_size)
+        if latency.table.missing(latency.layers(arch)):
+            if not record.target.on_this_machine():
+                print(f"reference {name} skipped: the latency table lacks its layers and this "
+                      "machine is not the target to time them", file=sys.stderr)
+                continue
+            measure_layers(latency.table, latency.layers(arch), lut_path, ProfileConfig(),
+                           label=f"{name} layers")
+        prediction = latency.predict(arch)
+        print(f"reference {name}: training with the search's proxy", file=sys.stderr)
+        evaluation = evaluator(arch, record.search.seed)
+        results.append(ReferenceResult(
+            name=name, arch=arch.to_string(), accuracy=evaluation.accuracy,
+            latency_ms=prediction.latency_ms, latency_err_ms=prediction.error_ms,
+            epochs=record.train.epochs, train_seconds=evaluation.train_seconds))
+        with locked(run_dir.lock):
+            save_references(run_dir.references, results)
 
 
 def _verify_on_target(study: optuna.Study, run_dir: RunDir, record: RunRecord,
@@ -220,4 +251,5 @@ class _Monitor:
         with locked(self.run_dir.lock):  # read inside: the last writer has the latest trials
             choice = run_choice(self.run_dir, self.record)
             write_report(self.run_dir, trials_frame(self.study.trials, choice.measured_ms),
-                         choice, self.record)
+                         choice, self.record,
+                         references=load_references(self.run_dir.references))
