@@ -315,8 +315,9 @@ def _rungs_line(info: FrontInfo, record: RunRecord) -> str:
                        for n, e, t in zip(info.per_rung, info.rungs, info.rung_seconds))
     if len(info.rungs) == 1:
         return f"{counts} (single fidelity)"
-    return (f"{counts} (successive halving: 1 in {record.search.eta} per latency band of "
-            f"{record.search.bands} promoted; the front and the best come from the top rung)")
+    return (f"{counts} (successive halving: 1 in {record.search.eta} promoted per latency "
+            f"band, up to {record.search.bands} bands of at least {record.search.eta}; the front "
+            "and the best come from the top rung)")
 
 
 def _noise_lines(info: FrontInfo) -> list[str]:

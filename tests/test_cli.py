@@ -159,7 +159,8 @@ def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, idx_dir, si
     args = [sys.executable, str(ROOT / "run_search.py"), "--latency-budget", "1000ms",
             "--data-dir", str(idx_dir), "--val-samples", "100", "--epochs", "1",
             "--results-dir", str(tmp_path), "--run-name", "r",
-            "--sampler", "random", "--rung-epochs", "none", "--references", "none"]
+            "--sampler", "random", "--rung-epochs", "none", "--references", "none",
+            "--backend", "torch"]
     # A shell that starts jobs in the background ignores SIGINT for them; undo that here.
     proc = subprocess.Popen([*args, "--trials", "1000"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,

@@ -4,7 +4,7 @@ import optuna
 
 from conftest import LARGE_SPACE
 from nas.config import SearchConfig
-from nas.halving import RungResult, latency_bands, next_promotion
+from nas.halving import RungResult, bands_for, latency_bands, next_promotion
 from nas.search import EPOCHS, PROMOTED_FROM, RUNG, make_sampler, open_study, search
 from nas.space import load_space
 from test_search import BlockCountLatency, FakeEvaluator
@@ -32,6 +32,20 @@ def test_promotes_the_best_of_each_band_not_the_best_overall():
     assert next_promotion(deeper, [], top_rung=2, eta=3, bands=1).number == 22
     # failed or running candidates (no accuracy) are never promoted
     assert next_promotion([RungResult(1, 0, None, 1.0)] * 3, [], 1, 3, 1) is None
+
+
+def test_bands_are_added_as_results_come_in_so_the_first_promotion_needs_eta_results():
+    assert [bands_for(n, eta=6, bands=3) for n in (0, 5, 6, 11, 12, 17, 18, 100)] == \
+        [1, 1, 1, 1, 2, 2, 3, 3]
+    six = [RungResult(i, 0, 0.5 + i / 100, float(i)) for i in range(6)]
+    assert next_promotion(six[:5], [], top_rung=1, eta=6, bands=3) is None
+    assert next_promotion(six, [], top_rung=1, eta=6, bands=3).number == 5  # one band of 6
+    twelve = six + [RungResult(10 + i, 0, 0.9 + i / 100, 10.0 + i) for i in range(6)]
+    chosen, promoted = [], []
+    while (nxt := next_promotion(twelve, promoted, 1, eta=6, bands=3)) is not None:
+        chosen.append(nxt.number)
+        promoted.append(nxt.number)
+    assert sorted(chosen) == [5, 15]  # two bands of 6: the best of each
 
 
 def test_search_with_rungs_trains_each_rung_once_and_resumes(tmp_path):

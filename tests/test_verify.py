@@ -36,10 +36,11 @@ def fake_timer(monkeypatch):
 
 
 def test_a_best_network_over_the_budget_as_measured_is_replaced_by_the_next(
-        tmp_path, idx_dir, fake_timer, capsys):
+        tmp_path, tiny_space, tiny_lut, tiny_data, fake_timer, capsys):
     slow, timed = fake_timer
     results = tmp_path / "results"
-    search = ["search", "--latency-budget", "1000ms", "--data-dir", str(idx_dir),
+    search = ["search", "--latency-budget", "1000ms", "--data-dir", str(tiny_data),
+              "--space", str(tiny_space), "--lut", str(tiny_lut),  # profiled on this machine
               "--val-samples", "100", "--epochs", "1", "--results-dir", str(results),
               "--run-name", "v", "--sampler", "random", "--rung-epochs", "none",
               "--references", "none",
