@@ -167,8 +167,9 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
         customdata=rejected[["number", "arch"]],
         hovertemplate="trial %{customdata[0]} at %{x:.2f} ms (not trained)"
                       "<br>%{customdata[1]}<extra></extra>"), row=2, col=1)
-    fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black",
+    fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black", row=1, col=1,
                   annotation_text=f"budget {info.budget_ms:g} ms")
+    fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black", row=2, col=1)
     fig.update_yaxes(title_text=f"validation accuracy (%), +- seed std {info.seed_std:g}",
                      row=1, col=1)
     fig.update_yaxes(showticklabels=False, title_text="rejected", row=2, col=1)
@@ -194,7 +195,7 @@ def budget_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
                   annotation_text=f"budget {info.budget_ms:g} ms")
     fig.update_layout(title=title, xaxis_title="latency budget (ms, predicted)",
                       yaxis_title="best validation accuracy reachable (%)",
-                      template="plotly_white")
+                      template="plotly_white", height=450)
     return fig
 
 
