@@ -26,6 +26,7 @@ from nas.errors import UserError
 from nas.evaluator import Evaluation
 from nas.halving import RungResult, next_promotion
 from nas.latency.predict import Prediction
+from nas.run import BestNetwork
 from nas.sampling import TrialSeeded
 from nas.space import SearchSpace
 from nas.storage import WorkerStorage
@@ -126,6 +127,12 @@ def best_under_budget(trials: list[FrozenTrial], choice: Choice,
     ok = [t for t in trials if _trained(t) and _rung(t) == top_rung
           and choice.admits(t.number, t.user_attrs[LATENCY])]
     return max(ok, key=lambda t: (t.values[0], -t.user_attrs[LATENCY]), default=None)
+
+
+def trained_network(trial: FrozenTrial) -> BestNetwork:
+    """A trained trial as a network: its architecture, validation accuracy, predicted latency."""
+    return BestNetwork(trial=trial.number, arch=Arch.from_string(trial.user_attrs[ARCH]),
+                       accuracy=trial.values[0], latency_ms=trial.user_attrs[LATENCY])
 
 
 def rung_results(trials: list[FrozenTrial]) -> tuple[list[RungResult], set[int]]:

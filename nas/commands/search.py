@@ -24,11 +24,10 @@ from nas.model import ModelConfig
 from nas.progress import Progress
 from nas.references import REFERENCES, ReferenceResult, adapt, load_references, save_references
 from nas.report import front_info, trials_frame, write_report
-from nas.run import (BestNetwork, DataInfo, RunDir, RunError, RunRecord, load_best,
-                     read_checkpoint, save_best)
+from nas.run import DataInfo, RunDir, RunError, RunRecord, load_best, read_checkpoint, save_best
 from nas.search import (ARCH, LATENCY, RUNG, STATUS, Status, best_under_budget,
                         close_stale_trials, make_sampler, open_study, search, trained_count,
-                        trial_seed)
+                        trained_network, trial_seed)
 from nas.signals import deferred_stops
 from nas.space import SearchSpace
 from nas.storage import WorkerStorage, open_storage
@@ -107,11 +106,6 @@ def _close_stale(study: optuna.Study, storage: WorkerStorage) -> None:
               "while they ran", file=sys.stderr)
 
 
-def _best_network(trial: optuna.trial.FrozenTrial) -> BestNetwork:
-    return BestNetwork(trial=trial.number, arch=Arch.from_string(trial.user_attrs[ARCH]),
-                       accuracy=trial.values[0], latency_ms=trial.user_attrs[LATENCY])
-
-
 def _restore_best(study: optuna.Study, run_dir: RunDir, record: RunRecord,
                   evaluator: TrainEvaluator, top_rung: int) -> None:
     """Make best/ hold the study's best network under the budget where it does not: after a
@@ -132,7 +126,7 @@ def _restore_best(study: optuna.Study, run_dir: RunDir, record: RunRecord,
         held, state = read_checkpoint(run_dir)
     except RunError:
         held = None
-    network = _best_network(best)
+    network = trained_network(best)
     if held is None or held.trial != best.number:
         print(f"best/: retraining trial {best.number}, the best under the budget, whose weights "
               "this run folder lacks", file=sys.stderr)
@@ -237,7 +231,7 @@ class _Monitor:
             if trial.user_attrs[STATUS] == Status.TRAINED and self.evaluator.last is not None:
                 # save_best keeps it only if it beats the network held: the study's best, or on
                 # a machine sharing the study with others, the best trained into this folder.
-                save_best(self.run_dir, _best_network(trial), self.evaluator.last.state_dict(),
+                save_best(self.run_dir, trained_network(trial), self.evaluator.last.state_dict(),
                           choice)
             self._report()
         self.progress.step()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.arch import Arch, ArchError
+from nas.arch import ArchError
 from nas.commands.common import run_data
 from nas.config import FinalConfig
 from nas.errors import UsageError
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _trial(record: RunRecord, number: int) -> BestNetwork:
     """Trial ``number`` of the run's study, refused in one line unless it was trained."""
-    from nas.search import ARCH, LATENCY, open_study  # Optuna: only for --trial
+    from nas.search import ARCH, open_study, trained_network  # Optuna: only for --trial
     from nas.storage import open_storage
 
     study = open_study(open_storage(record.storage), record.name)
@@ -52,13 +52,14 @@ def _trial(record: RunRecord, number: int) -> BestNetwork:
     if trial is None:
         raise UsageError(f"--trial {number}: the study has trials 0 to {len(study.trials) - 1}; "
                          "pick one of trials.csv's numbers")
-    try:
-        arch = Arch.from_string(trial.user_attrs[ARCH])
-    except (KeyError, ArchError) as exc:
-        raise UsageError(f"--trial {number}: it has no architecture (never sampled); pick a "
-                         "trained trial from trials.csv") from exc
+    no_arch = UsageError(f"--trial {number}: it has no architecture (never sampled); pick a "
+                         "trained trial from trials.csv")
+    if ARCH not in trial.user_attrs:
+        raise no_arch
     if trial.values is None:
         raise UsageError(f"--trial {number}: it was never trained (state {trial.state.name}), "
                          "so it has no validation accuracy; pick a trained trial from trials.csv")
-    return BestNetwork(trial=number, arch=arch, accuracy=trial.values[0],
-                       latency_ms=trial.user_attrs[LATENCY])
+    try:
+        return trained_network(trial)
+    except ArchError as exc:
+        raise no_arch from exc
