@@ -38,7 +38,7 @@ def _space_and_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", default=None,
                    help="search space: a file, or the name of a shipped space (default: "
                         "mobilenetv3)")
-    add_flags(p, Target, defaults={"input_size": None})
+    add_flags(p, Target, defaults={"input_size": None, "cores": None})
     p.add_argument("--results-dir", type=Path, default=Path("results"))
 
 

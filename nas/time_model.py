@@ -3,13 +3,16 @@
 ``nas export`` copies this file, unchanged, beside the model as ``time_model.py``. It needs only
 torch (and onnxruntime for an ONNX model), never the ``nas`` package: it reads
 ``model_card.json`` next to it, applies the card's ``runtime_settings`` to this process (the
-allocator's mallopt settings, the thread count, eval mode under ``torch.inference_mode``), warms
-the model up, times single passes and prints their median and interquartile range next to the
-card's prediction::
+CPU cores it is pinned to, the allocator's mallopt settings, the thread count, eval mode under
+``torch.inference_mode``), warms the model up, times single passes and prints their median and
+interquartile range next to the card's prediction::
 
-    python time_model.py [--runs 50] [--warmup 20] [--plain]
+    python time_model.py [--runs 50] [--warmup 20] [--plain] [--cores 1]
 
-``--plain`` leaves the C library's allocator as it is, as a process that sets nothing runs.
+``--plain`` leaves the C library's allocator and the process's cores as they are, as a process
+that sets nothing runs; ``--cores`` pins to other cores than the card's. The cores of one machine
+can run at different speeds (on the development VM, 1.45x apart), so an unpinned process times
+whichever core the scheduler gave it.
 
 The package times its latency tables with the same pieces (`nas.latency.measure` imports them),
 so the table and the bundle apply one allocator setting and one forward-pass mode; with the
@@ -23,10 +26,11 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +60,33 @@ def apply_mallopt(settings: Sequence[Mapping[str, Any]]) -> bool:
     if mallopt is None:
         return False
     return all([bool(mallopt(int(s["number"]), int(s["value"]))) for s in settings])
+
+
+def usable_cores() -> tuple[int, ...]:
+    """The CPU cores this process may run on, ascending; () where the platform cannot pin
+    (no ``sched_setaffinity``, e.g. macOS)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return ()
+    return tuple(sorted(os.sched_getaffinity(0)))
+
+
+def pin_process(cores: Iterable[int]) -> None:
+    """Run every thread of this process (torch's intra-op pool included) on ``cores`` only;
+    threads started later inherit it."""
+    chosen = set(cores)
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: this thread only
+        threads = [0]
+    for thread in threads:
+        try:
+            os.sched_setaffinity(thread, chosen)
+        except ProcessLookupError:  # the thread ended meanwhile
+            pass
+
+
+def cores_text(cores: Sequence[int]) -> str:
+    return ",".join(str(c) for c in cores)
 
 
 def onnxruntime_options(threads: int) -> dict[str, int]:
@@ -115,8 +146,11 @@ def environment(settings: Sequence[Mapping[str, Any]]) -> str:
 def describe(settings: Mapping[str, Any]) -> list[str]:
     """Readable lines for a card's runtime settings (MODEL_CARD.md and this script's output)."""
     shape = "x".join(str(n) for n in settings["input_shape"])
+    cores = settings.get("cores") or []
     lines = [f"backend: {settings['software'] or settings['backend']} on {settings['device']}",
              f"threads: {settings['threads']}",
+             (f"cores: pinned to {cores_text(cores)} (as `taskset -c {cores_text(cores)}` does)"
+              if cores else "cores: not pinned"),
              f"input: {shape} (batch {settings['batch']}, {settings['input_size']} px), "
              f"{settings['dtype']}, {settings['memory_format']}"]
     if "torch_mode" in settings:
@@ -206,6 +240,43 @@ def _apply_allocator(allocator: Mapping[str, Any], plain: bool) -> str:
         f"{s['parameter']}={s['value']}" for s in allocator["mallopt"])
 
 
+def _apply_cores(card_cores: Sequence[int], asked: Sequence[int] | None, plain: bool) -> str:
+    """Pin this process to the card's cores, or to ``asked``, unless ``plain``; says what was
+    done."""
+    timed = f"the table was timed on core(s) {cores_text(card_cores)}" if card_cores else \
+        "the table was timed unpinned"
+    if plain:
+        return f"cores: not pinned (--plain; {timed})"
+    cores = card_cores if asked is None else asked
+    if not cores:
+        return "cores: not pinned, as the table was timed"
+    usable = usable_cores()
+    if not usable:
+        return f"cores: this platform cannot pin a process; timing unpinned ({timed})"
+    if not set(cores) <= set(usable):
+        raise BundleError(f"core(s) {cores_text(cores)} are not among the cores this process may "
+                          f"use ({cores_text(usable)}); {timed}: pass --cores with some of "
+                          "those")
+    pin_process(cores)
+    if usable_cores() != tuple(sorted(cores)):
+        raise BundleError(f"could not pin this process to core(s) {cores_text(cores)}")
+    if asked is None:
+        return f"cores: pinned to {cores_text(cores)}, as the table was timed"
+    return f"cores: pinned to {cores_text(cores)} (--cores; {timed})"
+
+
+def core_list(text: str) -> tuple[int, ...]:
+    """``0`` or ``0,2`` to (0,) or (0, 2): distinct CPU core numbers (a flag's type)."""
+    try:
+        cores = tuple(int(item) for item in text.split(","))
+    except ValueError:
+        cores = ()
+    if not cores or any(c < 0 for c in cores) or len(set(cores)) != len(cores):
+        raise argparse.ArgumentTypeError(f"expected distinct core numbers such as 0 or 0,1, got "
+                                         f"{text!r}")
+    return cores
+
+
 def _result(name: str, samples: Sequence[float], warmup: int, predicted: object) -> str:
     median, iqr = median_and_iqr(samples)
     line = (f"{name}: {len(samples)} passes after {warmup} warm-up: measured {median:.2f} ms "
@@ -220,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=50, help="timed passes (default 50)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed passes first (default 20)")
     parser.add_argument("--plain", action="store_true",
-                        help="leave the allocator as the C library sets it")
+                        help="leave the allocator and the cores as a process that sets nothing has "
+                             "them")
+    parser.add_argument("--cores", type=core_list,
+                        help="pin to these cores (e.g. 1 or 0,1) instead of the card's")
     args = parser.parse_args(argv)
     if args.runs < 2 or args.warmup < 0:
         parser.error("--runs must be at least 2 and --warmup at least 0")
@@ -229,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         card = _load_card(here)
         settings = card["runtime_settings"]
         path, backend = _choose_model(here, settings["backend"])
+        print(_apply_cores(settings.get("cores") or [], args.cores, args.plain))
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

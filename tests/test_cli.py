@@ -185,3 +185,26 @@ def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, idx_dir, si
     interrupted = trials[trials["status"] == "interrupted"]
     assert len(interrupted) <= 1 and set(interrupted["reason"]) <= {"KeyboardInterrupt",
                                                                     "Terminated"}
+
+
+@pytest.mark.parametrize("command", ["search", "profile", "report", "train", "export"])
+def test_every_command_prints_its_help(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0 and "--help" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("cores, message", [
+    ("0,0", "expected distinct core numbers"), ("one", "expected distinct core numbers")])
+def test_bad_latency_cores_exit_2_in_one_line(cores, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["profile", "--latency-cores", cores])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and message in err and err.strip().count("\n") == 0
+
+
+def test_fewer_latency_cores_than_threads_is_one_line(tmp_path, capsys):
+    assert main(["profile", "--latency-cores", "0", "--threads", "2",
+                 "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "give at least one core per thread" in err and err.strip().count("\n") == 0

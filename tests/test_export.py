@@ -102,7 +102,7 @@ def test_the_shipped_timer_needs_only_the_standard_library_torch_and_onnxruntime
 def test_runtime_settings_are_the_targets_fields_and_the_allocators_mallopt(backend):
     target = Target.here(backend=backend, threads=2, input_size=40)
     settings = target.runtime_settings(in_channels=3)
-    fields = asdict(target)
+    fields = json.loads(json.dumps(asdict(target)))  # the card's plain data: lists for tuples
     assert {k: settings[k] for k in fields if k != "allocator"} == {
         k: v for k, v in fields.items() if k != "allocator"}
     assert settings["input_shape"] == [1, 3, 40, 40] and settings["dtype"] == "float32"
@@ -161,6 +161,11 @@ def test_the_shipped_timer_applies_the_cards_settings_in_a_fresh_process(tmp_pat
         assert applied in timed.stdout
     else:
         assert "allocator: system (the C library's defaults" in timed.stdout
+    if allocator == "steady":  # Target.here: pinned to the first core this process may use
+        assert f"cores: pinned to {target.cores[0]}, as the table was timed" in timed.stdout
+        assert f"- cores: pinned to {target.cores[0]}" in markdown
+    else:
+        assert "cores: not pinned, as the table was timed" in timed.stdout
     if fmt == "onnx":  # the table timed TorchScript: the script says it times another runtime
         assert ("note: timing model.onnx on onnxruntime; the table was timed on torchscript"
                 in timed.stdout)
@@ -175,3 +180,6 @@ def test_the_shipped_timer_applies_the_cards_settings_in_a_fresh_process(tmp_pat
     assert f"allocator: the C library's defaults (--plain; the table was timed with " \
            f"{allocator!r})" in plain.stdout
     assert re.search(r"measured [0-9.]+ ms", plain.stdout)
+    elsewhere = run_timer(out, "--cores", str(max(os.sched_getaffinity(0)) + 1))
+    assert elsewhere.returncode == 2 and elsewhere.stderr.count("\n") == 1
+    assert "pass --cores with some of those" in elsewhere.stderr

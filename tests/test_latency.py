@@ -3,7 +3,7 @@ import os
 import platform
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -13,7 +13,8 @@ from nas.arch import Arch
 from nas.cli import main
 from nas.latency.calibrate import Calibration, fit_calibration
 from nas.latency.layers import Layer, arch_layers
-from nas.latency.measure import build_runner, summarize, time_round_robin
+from nas.errors import UserError
+from nas.latency.measure import build_runner, pinned, summarize, time_round_robin, torch_threads
 from nas.latency.predict import LatencyModel
 from nas.latency.table import SCHEMA_VERSION, LatencyTable, TableError
 from nas.latency.target import Target
@@ -29,9 +30,52 @@ def test_fingerprint_is_stable_and_covers_every_field():
     assert t.fingerprint() == Target.here().fingerprint() and len(t.fingerprint()) == 12
     for change in ({"threads": 2}, {"batch": 4}, {"input_size": 160}, {"device": "other"},
                    {"software": "torch 0"}, {"backend": "onnxruntime"},
-                   {"allocator": "system"}):
+                   {"allocator": "system"}, {"cores": (1,)}, {"cores": ()}):
         assert replace(t, **change).fingerprint() != t.fingerprint()
     assert "torch" in t.software and t.device
+
+
+def test_a_target_is_pinned_to_its_first_cores_unless_told():
+    usable = sorted(os.sched_getaffinity(0))
+    assert Target.here().cores == (usable[0],)
+    assert Target.here(threads=2).cores == tuple(usable[:2])
+    assert Target.here(cores=()).cores == ()  # unpinned
+    assert Target(**json.loads(json.dumps(asdict(Target.here())))) == Target.here()  # from JSON
+    with pytest.raises(ValueError):
+        Target(cores=(0, 0))
+
+
+def test_a_table_from_before_cores_were_a_setting_loads_as_unpinned(tmp_path):
+    table = LatencyTable(Target.here(input_size=32, cores=()), "toy",
+                         {"stem_c8_hs@32x32x1": summarize([1.0, 1.2])})
+    path = tmp_path / "old.json"
+    table.save(path)
+    data = json.loads(path.read_text())
+    del data["target"]["cores"]  # as written before the field existed, fingerprint and all
+    path.write_text(json.dumps(data))
+    loaded = LatencyTable.load(path)
+    assert loaded.target.cores == () and loaded.target == table.target
+
+
+def _threads_cores() -> set[frozenset[int]]:
+    """The cores each thread of this process may run on."""
+    return {frozenset(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")}
+
+
+def test_timing_pins_every_thread_to_the_targets_cores_and_gives_them_back():
+    before = set(os.sched_getaffinity(0))
+    with torch_threads(2):  # start torch's intra-op pool, so it has threads of its own
+        torch.randn(256, 256) @ torch.randn(256, 256)
+    seen = []
+    run = build_runner(Target.here(), torch.nn.Conv2d(1, 4, 3), 1, 16)
+    time_round_robin([run], threads=1, cores=(min(before),), warmup=1, rounds=2, runs=1,
+                     on_round=lambda _: seen.append(_threads_cores()))
+    assert seen == [{frozenset({min(before)})}] * 2
+    assert _threads_cores() == {frozenset(before)}
+    with pytest.raises(UserError, match="pass --latency-cores"):
+        with pinned((max(before) + 1,)):
+            pass
+    assert _threads_cores() == {frozenset(before)}
 
 
 def test_layers_track_feature_map_sizes_at_224():

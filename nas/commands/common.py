@@ -9,11 +9,13 @@ from typing import Any
 
 from nas.config import DataConfig
 from nas.data import Dataset, load_dataset
+from nas.errors import UserError
 from nas.flags import from_args
 from nas.latency.table import LatencyTable, file_hash
-from nas.latency.target import Target, backend_version
+from nas.latency.target import Target, backend_version, default_cores
 from nas.run import LutInfo, RunRecord
 from nas.space import SearchSpace, load_space, resolve_space
+from nas.time_model import cores_text
 
 
 def space_from_args(args: argparse.Namespace) -> tuple[Path, SearchSpace]:
@@ -23,8 +25,13 @@ def space_from_args(args: argparse.Namespace) -> tuple[Path, SearchSpace]:
 
 def target_from_args(args: argparse.Namespace, resolution: int) -> Target:
     """This machine as the latency target, timing at ``resolution`` (the run's) unless
-    ``--latency-input-size`` says otherwise."""
-    return from_args(Target, args, input_size=args.input_size or resolution,
+    ``--latency-input-size`` says otherwise, pinned to ``--latency-cores`` (default:
+    `default_cores`)."""
+    cores = args.cores or default_cores(args.threads)
+    if cores and len(cores) < args.threads:
+        raise UserError(f"--latency-cores {cores_text(cores)} gives {len(cores)} core(s) for "
+                        f"{args.threads} threads; give at least one core per thread")
+    return from_args(Target, args, input_size=args.input_size or resolution, cores=cores,
                      software=backend_version(args.backend))
 
 

@@ -9,6 +9,11 @@ Two things make timings on a shared CPU repeatable (figures from the development
   predicted held-out networks with MAPE 8%. With freed memory kept for reuse there are no faults,
   two measurements agree within 5%, and the MAPE is under 2%. A serving process reaches the same
   steady state; the README says how to set it for a deployment.
+- Pinned cores (`pinned`). The cores of one machine need not run at one speed: on the
+  development VM a network took 3.0 ms on core 0 and 4.4 ms on core 1, every time, so an unpinned
+  process timed whichever core the scheduler gave it and fresh processes fell into two groups.
+  Timing pins the whole process to the target's cores (and gives it back its cores after), as
+  benchmarking tools on phones pin to one core class.
 - Round-robin order (`time_round_robin`): a whole set is timed in rounds, each round visiting
   every item for a few runs, and the median across rounds is kept, so a burst of load from
   another tenant touches every item alike instead of a few items entirely.
@@ -36,8 +41,8 @@ from torch import nn
 
 from nas.errors import UserError
 from nas.onnx_io import load_torchscript, to_onnx, to_torchscript
-from nas.time_model import (STEADY_MALLOPT, apply_mallopt, median_and_iqr, onnxruntime_runner,
-                            torch_runner)
+from nas.time_model import (STEADY_MALLOPT, apply_mallopt, cores_text, median_and_iqr,
+                            onnxruntime_runner, pin_process, torch_runner, usable_cores)
 
 if TYPE_CHECKING:
     from nas.latency.target import Target
@@ -70,6 +75,25 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextmanager
+def pinned(cores: Sequence[int]) -> Iterator[None]:
+    """Run the body with the whole process on ``cores`` (as it is when there are none), then
+    give it back the cores it had."""
+    if not cores:
+        yield
+        return
+    usable = usable_cores()
+    if not set(cores) <= set(usable):
+        raise UserError(f"the latency target runs on core(s) {cores_text(cores)}, but this "
+                        f"process may use only {cores_text(usable) or 'unpinned cores'}; pass "
+                        "--latency-cores with some of those (a table of its own)")
+    pin_process(cores)
+    try:
+        yield
+    finally:
+        pin_process(usable)
 
 
 # Each allocator setting as the glibc mallopt parameters it sets: 'steady' keeps freed memory for
@@ -120,17 +144,18 @@ def build_runner(target: Target, module: nn.Module, in_channels: int, size: int)
     return _RUNNERS[target.backend](module, x, target.threads)
 
 
-def time_round_robin(runners: Sequence[Runner], *, threads: int, warmup: int = 5,
-                     rounds: int = 15, runs: int = 3,
+def time_round_robin(runners: Sequence[Runner], *, threads: int, cores: Sequence[int] = (),
+                     warmup: int = 5, rounds: int = 15, runs: int = 3,
                      on_round: Callable[[int], None] | None = None) -> list[Timing]:
-    """Median across ``rounds`` of each runner's median of ``runs`` calls, visited in turn.
+    """Median across ``rounds`` of each runner's median of ``runs`` calls, visited in turn, on
+    ``threads`` threads pinned to ``cores`` (none: unpinned).
 
     The spread is the interquartile range across rounds; the count is the number of rounds.
     """
     if rounds < 2 or runs < 1:
         raise ValueError("round-robin timing needs at least 2 rounds of at least 1 run")
     per_round: list[list[float]] = [[] for _ in runners]
-    with torch_threads(threads):
+    with torch_threads(threads), pinned(cores):
         for run in runners:
             for _ in range(warmup):
                 run()

@@ -55,7 +55,8 @@ def _time_group(table: LatencyTable, group: Sequence[Layer], config: ProfileConf
                 progress: Progress) -> None:
     runners = [build_runner(table.target, layer.build(), layer.in_channels, layer.in_size)
                for layer in group]
-    timings = time_round_robin(runners, threads=table.target.threads, warmup=config.warmup,
+    timings = time_round_robin(runners, threads=table.target.threads,
+                               cores=table.target.cores, warmup=config.warmup,
                                rounds=config.rounds, runs=config.runs,
                                on_round=lambda _: progress.step())
     table.entries.update({layer.key: t for layer, t in zip(group, timings, strict=True)})
@@ -67,7 +68,8 @@ def time_networks(archs: Sequence[Arch], target: Target, model_config: ModelConf
     runners = [build_runner(target, MobileNet(a, model_config), model_config.in_channels,
                             target.input_size) for a in archs]
     with Progress(f"networks ({len(archs)})", config.network_rounds) as progress:
-        return time_round_robin(runners, threads=target.threads, warmup=config.warmup,
+        return time_round_robin(runners, threads=target.threads, cores=target.cores,
+                                warmup=config.warmup,
                                 rounds=config.network_rounds, runs=config.network_runs,
                                 on_round=lambda _: progress.step())
 

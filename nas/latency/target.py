@@ -11,7 +11,7 @@ from pathlib import Path
 from nas.flags import flag, positive_int
 from nas.latency.measure import ALLOCATORS, BACKENDS, MALLOPT
 from nas.time_model import (MEMORY_FORMAT, ONNXRUNTIME_PROVIDERS, TORCH_MODE, backend_version,
-                            environment, onnxruntime_options)
+                            core_list, cores_text, environment, onnxruntime_options, usable_cores)
 
 
 def cpu_model() -> str:
@@ -25,10 +25,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def default_cores(threads: int) -> tuple[int, ...]:
+    """The cores a target of ``threads`` threads is pinned to unless told: the first ``threads``
+    this process may use (none where the platform cannot pin)."""
+    return usable_cores()[:threads]
+
+
 @dataclass(frozen=True)
 class Target:
-    """Every setting that changes a timing: device, backend and its version, threads, batch,
-    input size, dtype and the allocator. Its fingerprint names the table measured under it."""
+    """Every setting that changes a timing: device, backend and its version, threads, the cores
+    they are pinned to, batch, input size, dtype and the allocator. Its fingerprint names the
+    table measured under it."""
 
     backend: str = field(default="torchscript", metadata=flag(
         "latency target runtime: the exported TorchScript program, PyTorch eager (both in eval "
@@ -44,10 +51,19 @@ class Target:
         "memory allocator while timing: 'steady' keeps freed memory for reuse (glibc mallopt, "
         "as a serving process reaches), 'system' leaves the C library's defaults",
         choices=ALLOCATORS))
+    # () is unpinned: tables built before cores were a setting, or a platform that cannot pin
+    cores: tuple[int, ...] = field(default=(), metadata=flag(
+        "CPU cores the latency target runs on, e.g. 0 or 0,1: timing pins the process to them "
+        "and the exported time_model.py does the same, since one machine's cores can differ in "
+        "speed (default: the first --threads cores this process may use)",
+        name="--latency-cores", type=core_list))
     device: str = field(default_factory=cpu_model)
     software: str = ""  # backend version; filled in by `Target.here`
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "cores", tuple(int(c) for c in self.cores))  # JSON gives lists
+        if any(c < 0 for c in self.cores) or len(set(self.cores)) != len(self.cores):
+            raise ValueError(f"cores must be distinct core numbers >= 0, got {self.cores}")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; choose one of {list(BACKENDS)}")
         if self.threads < 1 or self.batch < 1 or self.input_size < 8:
@@ -60,20 +76,29 @@ class Target:
 
     @classmethod
     def here(cls, backend: str = "torchscript", threads: int = 1, batch: int = 1,
-             input_size: int = 224, allocator: str = "steady") -> Target:
-        """The target of this machine with the installed backend."""
+             input_size: int = 224, allocator: str = "steady",
+             cores: tuple[int, ...] | None = None) -> Target:
+        """The target of this machine with the installed backend, on ``cores`` (default:
+        `default_cores`)."""
         return cls(backend=backend, threads=threads, batch=batch, input_size=input_size,
-                   allocator=allocator, software=backend_version(backend))
+                   allocator=allocator, software=backend_version(backend),
+                   cores=default_cores(threads) if cores is None else cores)
 
     def on_this_machine(self) -> bool:
-        """Whether this machine, with its installed backend, is the target."""
+        """Whether this machine, with its installed backend, is the target and this process
+        may use its cores."""
         here = Target.here(self.backend, self.threads, self.batch, self.input_size,
-                           self.allocator)
-        return here.fingerprint() == self.fingerprint()
+                           self.allocator, self.cores)
+        return (here.fingerprint() == self.fingerprint()
+                and set(self.cores) <= set(usable_cores()))
 
     def fingerprint(self) -> str:
-        """12 hex digits of the SHA-256 of every field: equal targets, equal fingerprints."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        """12 hex digits of the SHA-256 of every field: equal targets, equal fingerprints. An
+        unpinned target leaves ``cores`` out, so tables built before it was a field keep theirs."""
+        fields = asdict(self)
+        if not self.cores:
+            del fields["cores"]
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def runtime_settings(self, in_channels: int) -> dict[str, object]:
@@ -87,13 +112,14 @@ class Target:
             {"onnxruntime_session": onnxruntime_options(self.threads),
              "onnxruntime_providers": list(ONNXRUNTIME_PROVIDERS)})
         return {"backend": self.backend, "software": self.software, "device": self.device,
-                "threads": self.threads, "batch": self.batch, "input_size": self.input_size,
+                "threads": self.threads, "cores": list(self.cores), "batch": self.batch, "input_size": self.input_size,
                 "input_shape": [self.batch, in_channels, self.input_size, self.input_size],
                 "dtype": self.dtype, "memory_format": MEMORY_FORMAT, **backend,
                 "allocator": {"name": self.allocator, "mallopt": mallopt,
                               "environment": environment(mallopt)}}
 
     def describe(self) -> str:
-        return (f"{self.device}, {self.software or self.backend}, {self.threads} thread(s), "
-                f"batch {self.batch}, {self.input_size}x{self.input_size}, {self.dtype}, "
+        pinning = f"on core(s) {cores_text(self.cores)}" if self.cores else "unpinned"
+        return (f"{self.device}, {self.software or self.backend}, {self.threads} thread(s) "
+                f"{pinning}, batch {self.batch}, {self.input_size}x{self.input_size}, {self.dtype}, "
                 f"{self.allocator} allocator")
