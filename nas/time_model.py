@@ -11,8 +11,8 @@ interquartile range next to the card's prediction::
 
 ``--plain`` leaves the C library's allocator and the process's cores as they are, as a process
 that sets nothing runs; ``--cores`` pins to other cores than the card's. The cores of one machine
-can run at different speeds (on the development VM, 1.45x apart), so an unpinned process times
-whichever core the scheduler gave it.
+can run at different speeds (on the development VM up to 1.45x apart), so an unpinned process
+times whichever core the scheduler gave it.
 
 The package times its latency tables with the same pieces (`nas.latency.measure` imports them),
 so the table and the bundle apply one allocator setting and one forward-pass mode; with the
