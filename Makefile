@@ -34,7 +34,7 @@ postgres:
 BUDGET ?= 20ms
 
 search: setup data
-	$(PY) run_search.py --latency-budget $(BUDGET)
+	$(PY) run_search.py --latency-budget $(BUDGET) --workers auto
 
 test: setup postgres
 	$(PY) -m pytest

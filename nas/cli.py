@@ -22,6 +22,7 @@ from nas.export import FORMATS
 from nas.flags import add_flags, budget_ms, comma_list
 from nas.latency.target import Target
 from nas.model import ModelConfig
+from nas.workers import AUTO_MAX, worker_count
 
 EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
 COMMANDS = ("search", "profile", "report", "train", "export")  # nas.commands.<name> runs each
@@ -54,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite in run)")
     s.add_argument("--lut", type=Path, default=None,
                    help="latency table built elsewhere (python -m nas profile)")
+    s.add_argument("--workers", type=worker_count, default=1,
+                   help="worker processes sharing the study, this one and helpers it starts "
+                        "(logs in <run>/worker-K.log); 'auto': one per core (up to "
+                        f"{AUTO_MAX}), or per --train-threads cores. Training threads default "
+                        "to each worker's share of the cores. With more than one, the "
+                        "candidates depend on the order workers finish in (default: 1)")
+    s.add_argument("--helper", action="store_true", help=argparse.SUPPRESS)  # nas.workers
     _space_and_target(s)
 
     p = sub.add_parser("profile", help="build the latency table of a space on this machine")
@@ -106,7 +114,9 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # as given: helper workers (nas.workers) rerun it
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         configure_process()

@@ -107,7 +107,7 @@ class SearchConfig:
         "safety margin when choosing the best network: its latency (measured on the target "
         "when the search ends there, else predicted) plus this share must be within the "
         "budget, e.g. 10%", type=percent))
-    trials: int = field(default=12, metadata=flag(
+    trials: int = field(default=8, metadata=flag(
         "candidates to train at the top rung, across reruns (over-budget ones are free, "
         "cheaper rungs come on top)", type=positive_int))
     seed: int = field(default=0, metadata=flag("seed of the data split, sampler and training",

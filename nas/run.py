@@ -149,7 +149,8 @@ class RunRecord:
     model: ModelConfig
     target: Target
     lut: LutInfo
-    training_threads: int
+    training_threads: int  # each worker's
+    workers: int = 1  # processes training candidates of the study from one command
     schema: int = RUN_SCHEMA
 
     def describe_data(self) -> str:
@@ -171,7 +172,11 @@ class RunRecord:
         rungs = ", ".join(f"{e:g}" for e in self.search.rungs(self.train.epochs))
         return (f"{self.search.trials} candidates trained at the top rung, rungs of {rungs} "
                 f"epochs on {self.data_info.train} images, {self.search.sampler} sampler, seed "
-                f"{self.search.seed}, {self.training_threads} training threads")
+                f"{self.search.seed}, {self.describe_workers()}")
+
+    def describe_workers(self) -> str:
+        threads = f"{self.training_threads} training thread{'s' * (self.training_threads > 1)}"
+        return threads if self.workers == 1 else f"{self.workers} workers x {threads} each"
 
     def save(self, run: RunDir) -> None:
         write_text(run.record, json.dumps(asdict(self), indent=2))

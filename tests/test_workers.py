@@ -1,11 +1,16 @@
-"""Several run_search.py workers on one study: on one SQLite run folder, and on a real
-PostgreSQL server (scripts/postgres.sh) with a run folder each, as on two machines."""
+"""Several run_search.py workers on one study: on one SQLite run folder, started by hand or by
+one command (``--workers``), and on a real PostgreSQL server (scripts/postgres.sh) with a run
+folder each, as on two machines."""
 
+import argparse
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +21,7 @@ from nas.choice import Choice
 from nas.run import RunDir, RunRecord, load_best
 from nas.search import STATUS, Status, best_under_budget, open_study
 from nas.storage import WORKER
+from nas.workers import AUTO_MAX, plan, worker_count
 
 TRIALS, WORKERS = 6, 2
 
@@ -60,6 +66,69 @@ def test_two_workers_share_one_run_folder(tmp_path, tiny_space, tiny_data):
     assert len(list((tmp_path / "luts").glob("*.json"))) == 1
     run = RunDir(tmp_path / "run")
     _check_the_folder(run, _check_the_study(RunRecord.load(run).storage, "run"))
+
+
+def test_plan_splits_the_cores_between_workers():
+    assert plan(None, None, 2) == (2, 1)  # auto: one single-thread worker per core
+    assert plan(None, None, 64) == (AUTO_MAX, 64 // AUTO_MAX)  # capped, threads share the rest
+    assert plan(None, 2, 4) == (2, 2)  # auto with a thread count: one worker per 2 cores
+    assert plan(None, 8, 4) == (1, 8)  # never none
+    assert plan(3, None, 2) == (3, 1)  # more workers than cores: one thread each
+    assert plan(2, 3, 4) == (2, 3)  # both given: as given
+    assert plan(1, None, 4) == (1, None)  # one worker keeps torch's default
+    assert worker_count("auto") is None and worker_count("3") == 3
+    for bad in ("0", "-1", "two", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            worker_count(bad)
+
+
+def test_one_command_starts_helper_workers(tmp_path, tiny_space, tiny_data, tiny_lut):
+    command = search_command(tiny_space, tiny_data, tmp_path, "run", TRIALS, "--workers",
+                             str(WORKERS), "--lut", str(tiny_lut))
+    _run_at_once([command])
+    run = RunDir(tmp_path / "run")
+    _check_the_folder(run, _check_the_study(RunRecord.load(run).storage, "run"))
+    assert RunRecord.load(run).workers == WORKERS
+    assert "2 workers x 1 training thread each" in run.summary().read_text()
+    assert (tmp_path / "run" / "worker-2.log").is_file()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_sigterm_stops_the_helpers_and_a_rerun_resumes(tmp_path, tiny_space, tiny_data,
+                                                       tiny_lut):
+    command = search_command(tiny_space, tiny_data, tmp_path, "run", 1000, "--workers",
+                             str(WORKERS), "--lut", str(tiny_lut))
+    proc = subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    storage = f"sqlite:///{(tmp_path / 'run' / 'study.db').resolve()}"
+    deadline = time.monotonic() + 240
+    trained = []
+    while len({t.system_attrs[WORKER]["pid"] for t in trained}) < WORKERS:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+        time.sleep(0.5)
+        if (tmp_path / "run" / "study.db").exists():
+            trained = [t for t in open_study(storage, "run").trials
+                       if t.user_attrs.get(STATUS) == Status.TRAINED]
+    helpers = _children(proc.pid)
+    assert len(helpers) == WORKERS - 1
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    proc.stderr.close()
+    for pid in helpers:  # stopped and reaped by the worker that started them
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    trials = open_study(storage, "run").trials
+    assert all(t.state.is_finished() for t in trials)  # each closed its trial in flight
+    done = len([t for t in trials if t.user_attrs.get(STATUS) == Status.TRAINED])
+    rerun = search_command(tiny_space, tiny_data, tmp_path, "run", done + 1, "--workers", "1",
+                           "--lut", str(tiny_lut))
+    _run_at_once([rerun])
+    trials = open_study(storage, "run").trials
+    assert len([t for t in trials if t.user_attrs.get(STATUS) == Status.TRAINED]) == done + 1
 
 
 @pytest.fixture(scope="module")

@@ -33,11 +33,14 @@ from nas.space import SearchSpace
 from nas.storage import WorkerStorage, open_storage
 from nas.train import use_threads
 from nas.verify import Timer, run_choice, verify_front
+from nas.workers import Helpers, plan, usable_core_count
 
 
 def run(args: argparse.Namespace) -> int:
     config = from_args(SearchConfig, args)
-    rungs = config.rungs(from_args(TrainConfig, args).epochs)
+    workers, threads = plan(args.workers, args.train_threads, usable_core_count())
+    train_config = from_args(TrainConfig, args, train_threads=threads)
+    rungs = config.rungs(train_config.epochs)
     space_path, space = space_from_args(args)
     data_config = from_args(DataConfig, args, seed=config.seed,
                             resolution=args.resolution or space.resolution)
@@ -54,27 +57,37 @@ def run(args: argparse.Namespace) -> int:
     storage_url = args.storage or f"sqlite:///{run_dir.study_db.resolve()}"
     storage = open_storage(storage_url)  # before profiling: a bad URL is said at once
     lut_path, table = _latency_table(args, space, model_config, data.image_size)
-    train_config = from_args(TrainConfig, args)
     record = RunRecord(
         name=name, storage=storage_url, space=str(space_path.resolve()), space_name=space.name,
         search=config, data=data_config, data_info=_data_info(data), train=train_config,
         model=model_config, target=table.target, lut=lut_info(lut_path, table),
-        training_threads=use_threads(train_config.train_threads))
+        training_threads=use_threads(train_config.train_threads), workers=workers)
     record.save(run_dir)
     study = open_study(storage, name)
     _close_stale(study, storage)
     study.sampler = make_sampler(config.sampler, config.seed)
     evaluator = TrainEvaluator(data, model_config, record.train)
-    _restore_best(study, run_dir, record, evaluator, len(rungs) - 1)
-    monitor = _Monitor(study, run_dir, record, evaluator, len(rungs) - 1)
     latency = LatencyModel(table, data.in_channels, data.num_classes)
-    try:
-        search(study, space, latency, evaluator, config, rungs, monitor.on_trial)
+    if args.helper:  # the starting worker does the rest (nas.workers)
+        with _Monitor(study, run_dir, record, evaluator, len(rungs) - 1) as monitor:
+            search(study, space, latency, evaluator, config, rungs, monitor.on_trial)
+        return 0
+    _restore_best(study, run_dir, record, evaluator, len(rungs) - 1)
+    references = _references_to_train(run_dir, record, space, latency, lut_path)
+    # Helpers start after the last timing on this machine until the verification.
+    helpers = Helpers.start([*args.argv, "--workers", str(workers), "--train-threads",
+                             str(record.training_threads), "--run-name", name, "--storage",
+                             storage_url], workers - 1, run_dir.root)
+    with _Monitor(study, run_dir, record, evaluator, len(rungs) - 1) as monitor:
+        try:
+            _train_references(run_dir, record, evaluator, latency, references)
+            search(study, space, latency, evaluator, config, rungs, monitor.on_trial)
+            for problem in helpers.wait():
+                print(f"warning: {problem}", file=sys.stderr)
+        finally:
+            helpers.stop()
         _close_stale(study, storage)  # trials of other workers that died while this one ran
-        _train_references(run_dir, record, space, evaluator, latency, lut_path)
         _verify_on_target(study, run_dir, record, evaluator, len(rungs) - 1)
-    finally:
-        monitor.close()
     print(run_dir.summary().read_text())
     print(f"results in {run_dir.root}/ (pareto.html, trials.csv, summary.md, best/)")
     return 0
@@ -142,13 +155,13 @@ def _restore_best(study: optuna.Study, run_dir: RunDir, record: RunRecord,
     save_best(run_dir, network, state, choice)
 
 
-def _train_references(run_dir: RunDir, record: RunRecord, space: SearchSpace,
-                      evaluator: TrainEvaluator, latency: LatencyModel, lut_path: Path) -> None:
-    """Train the references the run asks for (adapted to its resolution) with the search's
-    proxy and seed, and predict their latency from its table, timing the layers it lacks when
-    this machine is the target; a rerun trains only those not yet in references.json."""
-    results = load_references(run_dir.references)
-    done = {r.name for r in results}
+def _references_to_train(run_dir: RunDir, record: RunRecord, space: SearchSpace,
+                         latency: LatencyModel, lut_path: Path) -> list[tuple[str, Arch]]:
+    """The references the run asks for that references.json lacks, adapted to its resolution;
+    the layers the table lacks are timed into it now when this machine is the target (else
+    that reference is skipped)."""
+    done = {r.name for r in load_references(run_dir.references)}
+    todo = []
     for name in record.search.references:
         if name in done:
             continue
@@ -160,15 +173,25 @@ def _train_references(run_dir: RunDir, record: RunRecord, space: SearchSpace,
                 continue
             measure_layers(latency.table, latency.layers(arch), lut_path, ProfileConfig(),
                            label=f"{name} layers")
+        todo.append((name, arch))
+    return todo
+
+
+def _train_references(run_dir: RunDir, record: RunRecord, evaluator: TrainEvaluator,
+                      latency: LatencyModel, references: list[tuple[str, Arch]]) -> None:
+    """Train the references with the search's proxy and seed and predict their latency from
+    its table; each is saved to references.json when trained, so a rerun trains only those
+    not yet there."""
+    for name, arch in references:
         prediction = latency.predict(arch)
         print(f"reference {name}: training with the search's proxy", file=sys.stderr)
         evaluation = evaluator(arch, record.search.seed)
-        results.append(ReferenceResult(
+        result = ReferenceResult(
             name=name, arch=arch.to_string(), accuracy=evaluation.accuracy,
             latency_ms=prediction.latency_ms, latency_err_ms=prediction.error_ms,
-            epochs=record.train.epochs, train_seconds=evaluation.train_seconds))
+            epochs=record.train.epochs, train_seconds=evaluation.train_seconds)
         with locked(run_dir.lock):
-            save_references(run_dir.references, results)
+            save_references(run_dir.references, [*load_references(run_dir.references), result])
 
 
 def _verify_on_target(study: optuna.Study, run_dir: RunDir, record: RunRecord,
@@ -214,7 +237,7 @@ class _Monitor:
         self.top_rung = top_rung
         self.progress = Progress(f"search <= {record.search.budget_ms:g} ms, trained at the "
                                  "top rung", record.search.trials)
-        self.progress.step(min(trained_count(study, top_rung), record.search.trials))
+        self._count()
 
     def on_trial(self, trial: optuna.trial.FrozenTrial) -> None:
         if trial.user_attrs.get(STATUS) not in (Status.TRAINED, Status.FAILED):
@@ -234,7 +257,18 @@ class _Monitor:
                 save_best(self.run_dir, trained_network(trial), self.evaluator.last.state_dict(),
                           choice)
             self._report()
-        self.progress.step()
+        self._count()
+
+    def _count(self) -> None:
+        """Progress counts the top-rung candidates of every worker of the study."""
+        done = min(trained_count(self.study, self.top_rung), self.record.search.trials)
+        self.progress.step(max(0, done - self.progress.done))
+
+    def __enter__(self) -> _Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self.progress.close()
