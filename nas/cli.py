@@ -98,7 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
 def configure_process() -> None:
     """Process-wide logging and warning settings, once, for every command (by logger name and
     message, so ``profile`` still runs where only torch is installed)."""
-    logging.getLogger("optuna").setLevel(logging.WARNING)  # what optuna.logging sets
     warnings.filterwarnings("ignore", message=r".*is an experimental feature")  # Optuna's
     # The search records trials' heartbeats itself (`nas.storage`), without Study.optimize.
     warnings.filterwarnings("ignore", message=r"Heartbeat of storage is supposed to be used")

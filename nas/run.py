@@ -121,6 +121,7 @@ class LutInfo:
     path: str
     sha256: str  # first 12 hex digits of the file's SHA-256
     calibration: str  # one line: fit and held-out check
+    speed_probe_ms: float | None = None  # the table's (`nas.time_model.speed_probe`)
 
 
 @dataclass(frozen=True)

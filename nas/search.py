@@ -80,7 +80,9 @@ def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 def open_study(storage: str | optuna.storages.BaseStorage, name: str,
                sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
     """Create the study, or load it to resume or report; its objectives carry their names (what
-    optuna-dashboard shows)."""
+    optuna-dashboard shows). Optuna's INFO lines ("A new study created") are silenced here:
+    importing optuna sets its logger to INFO, after anything a caller set before."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
                                 directions=["maximize", "minimize"], sampler=sampler)
     if study.metric_names != list(METRICS):

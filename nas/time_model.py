@@ -5,7 +5,10 @@ torch (and onnxruntime for an ONNX model), never the ``nas`` package: it reads
 ``model_card.json`` next to it, applies the card's ``runtime_settings`` to this process (the
 CPU cores it is pinned to, the allocator's mallopt settings, the thread count, eval mode under
 ``torch.inference_mode``), warms the model up, times single passes and prints their median and
-interquartile range next to the card's prediction::
+interquartile range next to the card's prediction. Where the card has the table's speed probe
+(`speed_probe`), the passes take turns with the probe's, and the script also prints how much
+faster or slower the machine runs now than when the table was timed, and the model's time
+rescaled to that speed::
 
     python time_model.py [--runs 50] [--warmup 20] [--plain] [--cores 1]
 
@@ -130,6 +133,41 @@ def onnxruntime_runner(model: bytes | str, x: torch.Tensor, threads: int) -> Run
     return lambda: session.run(None, feed)
 
 
+# The speed probe: a fixed network's input shape. Its pass takes a few tenths of a millisecond.
+PROBE_SHAPE = (1, 1, 28, 28)
+
+
+def speed_probe() -> torch.nn.Module:
+    """A fixed small network of the pieces the searched ones are made of (a strided stem,
+    inverted residuals with 5x5 and 7x7 depthwise kernels, ReLU and h-swish, a head), with
+    seeded weights, in eval mode.
+
+    A table times it in the same rounds as its whole networks and keeps its median; this
+    script times it again, in turns with the model. The ratio of the two says how much faster
+    or slower this machine runs now than when the table was timed (another core, another
+    machine, a host busier than then), apart from the table's own error.
+    """
+    nn = torch.nn
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        probe = nn.Sequential(
+            nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish(),
+            nn.Conv2d(16, 64, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(64, 64, 5, 1, 2, groups=64, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(64, 24, 1, bias=False), nn.BatchNorm2d(24),
+            nn.Conv2d(24, 96, 1, bias=False), nn.BatchNorm2d(96), nn.Hardswish(),
+            nn.Conv2d(96, 96, 7, 2, 3, groups=96, bias=False), nn.BatchNorm2d(96),
+            nn.Hardswish(), nn.Conv2d(96, 40, 1, bias=False), nn.BatchNorm2d(40),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(40, 10))
+    return probe.eval()
+
+
+def probe_runner() -> Runner:
+    """One pass of the speed probe, as `TORCH_MODE` says."""
+    x = torch.randn(*PROBE_SHAPE, generator=torch.Generator().manual_seed(0))
+    return torch_runner(speed_probe(), x)
+
+
 def median_and_iqr(samples: Sequence[float]) -> tuple[float, float]:
     """Median and interquartile range of at least two timings."""
     if len(samples) < 2:
@@ -205,15 +243,38 @@ def _notes(path: Path, backend: str, settings: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _time(run: Runner, warmup: int, runs: int) -> list[float]:
-    for _ in range(warmup):
-        run()
+PASSES_PER_TURN = 5  # consecutive passes of the model (and of the probe) in each turn
+
+
+def _passes(run: Runner, count: int) -> list[float]:
     times = []
-    for _ in range(runs):
+    for _ in range(count):
         t0 = time.perf_counter()
         run()
         times.append((time.perf_counter() - t0) * 1e3)
     return times
+
+
+def _time(run: Runner, warmup: int, runs: int,
+          probe: Runner | None) -> tuple[list[float], list[float]]:
+    """``runs`` timed passes of ``run`` after ``warmup`` untimed ones; with a ``probe``, the
+    passes come in turns of `PASSES_PER_TURN` with as many of the probe's (each turn after one
+    untimed pass, since the other's turn evicted its caches), so a change of the machine's
+    speed while it runs touches both alike. Returns the model's and the probe's times."""
+    for _ in range(warmup):
+        run()
+        if probe is not None:
+            probe()
+    if probe is None:
+        return _passes(run, runs), []
+    model_times: list[float] = []
+    probe_times: list[float] = []
+    while len(model_times) < runs:
+        run()
+        model_times += _passes(run, min(PASSES_PER_TURN, runs - len(model_times)))
+        probe()
+        probe_times += _passes(probe, PASSES_PER_TURN)
+    return model_times, probe_times
 
 
 def _load_card(here: Path) -> dict[str, Any]:
@@ -277,13 +338,36 @@ def core_list(text: str) -> tuple[int, ...]:
     return cores
 
 
+def _is_positive(x: object) -> bool:
+    return isinstance(x, (int, float)) and x > 0
+
+
+def _versus(measured: float, predicted: object) -> str:
+    if _is_positive(predicted):
+        assert isinstance(predicted, (int, float))
+        return f"predicted {predicted:.2f} ms: {100 * (measured / predicted - 1):+.1f}%"
+    return "no prediction in the card"
+
+
 def _result(name: str, samples: Sequence[float], warmup: int, predicted: object) -> str:
     median, iqr = median_and_iqr(samples)
-    line = (f"{name}: {len(samples)} passes after {warmup} warm-up: measured {median:.2f} ms "
-            f"(IQR {iqr:.2f})")
-    if isinstance(predicted, (int, float)) and predicted > 0:
-        return line + f", predicted {predicted:.2f} ms: {100 * (median / predicted - 1):+.1f}%"
-    return line + ", no prediction in the card"
+    return (f"{name}: {len(samples)} passes after {warmup} warm-up: measured {median:.2f} ms "
+            f"(IQR {iqr:.2f}), {_versus(median, predicted)}")
+
+
+def _probe_result(model: Sequence[float], probe: Sequence[float], probe_then: float,
+                  predicted: object) -> list[str]:
+    """The probe's median against the table's, and the model's time rescaled to the speed the
+    machine had when the table was timed."""
+    now = statistics.median(probe)
+    speed = now / probe_then
+    at_table_speed = statistics.median(model) / speed
+    pace = (f"{speed:.2f}x slower than" if speed > 1 else f"{1 / speed:.2f}x faster than"
+            if speed < 1 else "as fast as")
+    return [f"speed probe: {now:.3f} ms now, {probe_then:.3f} ms when the table was timed: this "
+            f"machine runs {pace} then",
+            f"at the table's speed: {at_table_speed:.2f} ms, "
+            f"{_versus(at_table_speed, predicted)}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,8 +399,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {note}")
     x = torch.randn(*settings["input_shape"], generator=torch.Generator().manual_seed(0))
     run = _runner(path, backend, x, settings["threads"])
-    print(_result(path.name, _time(run, args.warmup, args.runs), args.warmup,
-                  card.get("predicted_latency_ms")))
+    probe_then = card.get("speed_probe_ms")
+    probe = probe_runner() if _is_positive(probe_then) else None
+    model_times, probe_times = _time(run, args.warmup, args.runs, probe)
+    predicted = card.get("predicted_latency_ms")
+    print(_result(path.name, model_times, args.warmup, predicted))
+    if probe is not None:
+        assert isinstance(probe_then, (int, float))
+        for line in _probe_result(model_times, probe_times, probe_then, predicted):
+            print(line)
     return 0
 
 

@@ -180,6 +180,7 @@ def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, idx_dir, si
     rerun = subprocess.run([*args, "--trials", str(done + 1)], cwd=ROOT, capture_output=True,
                            text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
+    assert "existing study" not in rerun.stderr and "] A new study" not in err  # Optuna's INFO
     trials = pd.read_csv(trials_csv)
     assert (trials["status"] == "trained").sum() == done + 1
     interrupted = trials[trials["status"] == "interrupted"]

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import onnxruntime as ort
@@ -98,6 +98,24 @@ def test_the_shipped_timer_needs_only_the_standard_library_torch_and_onnxruntime
     assert imported - set(sys.stdlib_module_names) == {"torch", "onnxruntime"}
 
 
+def test_the_timer_takes_turns_with_the_probe_and_rescales_by_it():
+    calls = {"model": 0, "probe": 0}
+
+    def runner(name):
+        return lambda: calls.__setitem__(name, calls[name] + 1)
+
+    model, probe = nas.time_model._time(runner("model"), 2, 12, runner("probe"))
+    assert len(model) == 12 and len(probe) == 15  # 3 turns: 5 + 5 + 2 of the model, 5 of probe
+    assert calls == {"model": 2 + 3 + 12, "probe": 2 + 3 + 15}  # warm-up, one untimed a turn
+    assert nas.time_model._time(runner("model"), 0, 4, None)[1] == []
+    slower = nas.time_model._probe_result([4.0, 4.4, 4.2], [0.6, 0.6], 0.5, 3.5)
+    assert slower == ["speed probe: 0.600 ms now, 0.500 ms when the table was timed: this "
+                      "machine runs 1.20x slower than then",
+                      "at the table's speed: 3.50 ms, predicted 3.50 ms: +0.0%"]
+    assert "runs 2.00x faster than then" in nas.time_model._probe_result([1.0], [0.25], 0.5,
+                                                                         None)[0]
+
+
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_runtime_settings_are_the_targets_fields_and_the_allocators_mallopt(backend):
     target = Target.here(backend=backend, threads=2, input_size=40)
@@ -136,6 +154,8 @@ def test_the_shipped_timer_applies_the_cards_settings_in_a_fresh_process(tmp_pat
               Target(backend=backend, input_size=32, allocator="system", device="another board",
                      software=backend_version("torch")))
     record = make_record(tmp_path, target=target)
+    probe_then = 0.5 if allocator == "steady" else None  # a table without a probe: none timed
+    record = replace(record, lut=replace(record.lut, speed_probe_ms=probe_then))
     record.save(run)
     save_best(run, BestNetwork(trial=2, arch=TINY, accuracy=0.5, latency_ms=1.25),
               MobileNet(TINY, ModelConfig(1, 10)).state_dict(), Choice(record.search.budget_ms))
@@ -156,6 +176,14 @@ def test_the_shipped_timer_applies_the_cards_settings_in_a_fresh_process(tmp_pat
                        r"([0-9.]+) ms \(IQR [0-9.]+\), predicted 1\.25 ms: [+-][0-9.]+%",
                        timed.stdout)
     assert result and float(result.group(1)) > 0, timed.stdout
+    assert card["speed_probe_ms"] == probe_then
+    probe = re.search(r"speed probe: ([0-9.]+) ms now, 0\.500 ms when the table was timed: this "
+                      r"machine runs .* then\nat the table's speed: ([0-9.]+) ms, predicted "
+                      r"1\.25 ms: [+-][0-9.]+%", timed.stdout)
+    assert (probe is not None) == (probe_then is not None), timed.stdout
+    if probe:  # the model's time rescaled by the probe's: then / now
+        now, rescaled = float(probe.group(1)), float(probe.group(2))
+        assert rescaled == pytest.approx(float(result.group(1)) * 0.5 / now, abs=0.006)
     applied = "allocator: applied mallopt M_MMAP_THRESHOLD=33554432, M_TRIM_THRESHOLD=1073741824"
     if allocator == "steady":
         assert applied in timed.stdout

@@ -14,7 +14,8 @@ from nas.cli import main
 from nas.latency.calibrate import Calibration, fit_calibration
 from nas.latency.layers import Layer, arch_layers
 from nas.errors import UserError
-from nas.latency.measure import build_runner, pinned, summarize, time_round_robin, torch_threads
+from nas.latency.measure import (Timing, build_runner, pinned, summarize, time_round_robin,
+                                 torch_threads)
 from nas.latency.predict import LatencyModel
 from nas.latency.table import SCHEMA_VERSION, LatencyTable, TableError
 from nas.latency.target import Target
@@ -194,10 +195,12 @@ def test_table_round_trips_and_bad_tables_are_refused(tmp_path):
     keys = [l.key for l in arch_layers(SMALL, 32, 1, 10)]
     table = _table({k: 1.0 for k in keys}, Calibration(0.1, {"stem": 1.1}, 0.02, 5))
     table.validation = agreement([1.0, 2.1, 2.9], [1.0, 2.0, 3.0])
+    table.speed_probe = Timing(0.41, 0.02, 7)
     path = tmp_path / "lut.json"
     table.save(path)
     loaded = LatencyTable.load(path, space="toy")
     assert loaded.entries == table.entries and loaded.calibration == table.calibration
+    assert loaded.speed_probe == table.speed_probe
     assert loaded.validation == table.validation and loaded.validation.count == 3
     assert loaded.target == table.target
     data = json.loads(path.read_text())
@@ -218,6 +221,11 @@ def test_table_round_trips_and_bad_tables_are_refused(tmp_path):
     refused(path.read_text(), "for space 'toy', not 'mobilenetv3-large'", space="mobilenetv3-large")
     refused(json.dumps({**data, "target": {**data["target"], "threads": 4}}), "fingerprint")
     refused(json.dumps({**data, "entries": {"garbage": {"median_ms": 1}}}), "malformed")
+    refused(json.dumps({**data, "speed_probe": {"median_ms": -1, "spread_ms": 0, "count": 7}}),
+            "negative")
+    older = tmp_path / "older.json"  # built before the probe existed: loads without one
+    older.write_text(json.dumps({k: v for k, v in data.items() if k != "speed_probe"}))
+    assert LatencyTable.load(older).speed_probe is None
     with pytest.raises(TableError, match="cannot read"):
         LatencyTable.load(tmp_path / "absent.json")
 

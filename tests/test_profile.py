@@ -42,6 +42,7 @@ def test_profile_runs_with_only_torch_and_resumes(tmp_path):
     assert table.validation is not None and table.validation.count == 10
     assert "held-out networks" in first.stdout
     assert table.target.input_size == 32 and table.target.threads == 1
+    assert table.speed_probe is not None and table.speed_probe.count == 7  # the networks' rounds
     again = _profile(*args)  # resumes: nothing left to time, the file is reused
     assert again.returncode == 0 and "0 still to time" in again.stderr
     assert LatencyTable.load(out).entries == table.entries

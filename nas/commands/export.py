@@ -21,8 +21,7 @@ from nas.data import DataError
 from nas.export import export_network
 from nas.final import load_final
 from nas.latency.profile import time_networks
-from nas.latency.target import Target
-from nas.model import MobileNet, ModelConfig
+from nas.model import MobileNet
 from nas.run import BestNetwork, RunDir, RunRecord, load_best
 from nas.train import top1_accuracy
 
@@ -46,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         "resolution": record.describe_resolution(),
         "runtime_settings": record.target.runtime_settings(record.model.in_channels),
         "test_accuracy": _test_accuracy(best.arch, record, state, args.data_dir),
-        **_measured_latency(best, record.target, record.model)}
+        "speed_probe_ms": record.lut.speed_probe_ms,
+        **_measured_latency(best, record)}
     diffs = export_network(best.arch, record.model, state, input_size=record.data_info.image_size,
                            formats=args.format, out=out, card=card,
                            class_names=record.data_info.class_names)
@@ -86,15 +86,23 @@ def _test_accuracy(arch: Arch, record: RunRecord, state: dict[str, torch.Tensor]
     return accuracy
 
 
-def _measured_latency(best: BestNetwork, target: Target,
-                      model_config: ModelConfig) -> dict[str, object]:
-    """Time the network end to end when this machine is the run's latency target."""
+def _measured_latency(best: BestNetwork, record: RunRecord) -> dict[str, object]:
+    """Time the network end to end, with the speed probe, when this machine is the run's
+    latency target."""
+    target = record.target
     if not target.on_this_machine():
         print(f"latency not measured: this machine is not the target ({target.describe()})")
         return {"measured_latency_ms": None,
                 "measured_latency_note": "not measured: exported off the target"}
-    timing = time_networks([best.arch], target, model_config, ProfileConfig())[0]
+    timings, probe = time_networks([best.arch], target, record.model, ProfileConfig())
+    timing = timings[0]
     print(f"latency on this machine (the target): predicted {best.latency_ms:.2f} ms, measured "
-          f"{timing.median_ms:.2f} ms ({100 * (best.latency_ms / timing.median_ms - 1):+.1f}%)")
+          f"{timing.median_ms:.2f} ms ({100 * (timing.median_ms / best.latency_ms - 1):+.1f}%)")
+    then = record.lut.speed_probe_ms
+    if then:
+        print(f"speed probe: {probe.median_ms:.3f} ms now, {then:.3f} ms when the table was "
+              f"timed (x{probe.median_ms / then:.2f}); at the table's speed the network takes "
+              f"{timing.median_ms * then / probe.median_ms:.2f} ms")
     return {"measured_latency_ms": timing.median_ms,
-            "measured_latency_spread_ms": timing.spread_ms}
+            "measured_latency_spread_ms": timing.spread_ms,
+            "measured_speed_probe_ms": probe.median_ms}

@@ -224,7 +224,7 @@ def _verify_on_target(study: optuna.Study, run_dir: RunDir, record: RunRecord,
 
 def _timer(record: RunRecord) -> Timer:
     return lambda archs: [t.median_ms for t in time_networks(archs, record.target, record.model,
-                                                             ProfileConfig())]
+                                                             ProfileConfig())[0]]
 
 
 class _Monitor:

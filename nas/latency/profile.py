@@ -21,6 +21,7 @@ from nas.latency.target import Target
 from nas.latency.validate import agreement
 from nas.model import MobileNet, ModelConfig
 from nas.progress import Progress
+from nas.time_model import probe_runner
 from nas.space import SearchSpace, random_archs
 
 
@@ -63,15 +64,17 @@ def _time_group(table: LatencyTable, group: Sequence[Layer], config: ProfileConf
 
 
 def time_networks(archs: Sequence[Arch], target: Target, model_config: ModelConfig,
-                  config: ProfileConfig) -> list[Timing]:
-    """End-to-end latency of whole networks on this machine, timed round-robin."""
+                  config: ProfileConfig) -> tuple[list[Timing], Timing]:
+    """End-to-end latency of whole networks on this machine, timed round-robin, and of the
+    speed probe (`nas.time_model.speed_probe`) in the same rounds."""
     runners = [build_runner(target, MobileNet(a, model_config), model_config.in_channels,
                             target.input_size) for a in archs]
     with Progress(f"networks ({len(archs)})", config.network_rounds) as progress:
-        return time_round_robin(runners, threads=target.threads, cores=target.cores,
-                                warmup=config.warmup,
-                                rounds=config.network_rounds, runs=config.network_runs,
-                                on_round=lambda _: progress.step())
+        timings = time_round_robin([*runners, probe_runner()], threads=target.threads,
+                                   cores=target.cores, warmup=config.warmup,
+                                   rounds=config.network_rounds, runs=config.network_runs,
+                                   on_round=lambda _: progress.step())
+    return timings[:-1], timings[-1]
 
 
 def calibrate(table: LatencyTable, fit_on: Sequence[Arch], held_out: Sequence[Arch],
@@ -82,7 +85,8 @@ def calibrate(table: LatencyTable, fit_on: Sequence[Arch], held_out: Sequence[Ar
     archs = [*fit_on, *held_out]
     measure_layers(table, [l for a in archs for l in model.layers(a)], path, config,
                    label="calibration layers")
-    measured = [t.median_ms for t in time_networks(archs, table.target, model_config, config)]
+    timings, table.speed_probe = time_networks(archs, table.target, model_config, config)
+    measured = [t.median_ms for t in timings]
     table.calibration = fit_calibration([model.group_sums(a) for a in fit_on],
                                         measured[:len(fit_on)])
     table.validation = agreement([model.predict(a).latency_ms for a in held_out],

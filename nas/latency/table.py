@@ -7,10 +7,12 @@ File layout (schema 4)::
      "entries": {"ir_k3_e4_c24_s2_re@112x112x16": {"median_ms": .., "spread_ms": .., "count": ..}},
      "calibration": {"intercept_ms": .., "scales": {"ir@56": ..}, "rel_rmse": .., "fitted_on": ..},
      "validation": {"count": .., "within_5": .., "within_10": .., "mape": .., "max_error": ..,
-                    "spearman": ..}}
+                    "spearman": ..},
+     "speed_probe": {"median_ms": .., "spread_ms": .., "count": ..}}
 
 ``validation`` scores the calibrated table on whole networks it was not fitted on, timed in the
-same rounds as the calibration networks.
+same rounds as the calibration networks, as is ``speed_probe`` (`nas.time_model.speed_probe`,
+absent from tables built before it existed).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class LatencyTable:
     entries: dict[str, Timing] = field(default_factory=dict)
     calibration: Calibration | None = None
     validation: Agreement | None = None  # the calibrated table on held-out networks
+    # `nas.time_model.speed_probe`, timed in the calibration's rounds: the machine's speed then
+    speed_probe: Timing | None = None
 
     def missing(self, layers: Iterable[Layer]) -> list[Layer]:
         """Layers with no timing yet, each once, in first-seen order."""
@@ -64,7 +68,8 @@ class LatencyTable:
                 "fingerprint": self.target.fingerprint(),
                 "entries": {k: t.to_dict() for k, t in sorted(self.entries.items())},
                 "calibration": None if self.calibration is None else self.calibration.to_dict(),
-                "validation": None if self.validation is None else self.validation.to_dict()}
+                "validation": None if self.validation is None else self.validation.to_dict(),
+                "speed_probe": None if self.speed_probe is None else self.speed_probe.to_dict()}
 
     def save(self, path: Path) -> None:
         """Write atomically, so an interrupted build never leaves a truncated file."""
@@ -88,8 +93,8 @@ class LatencyTable:
                              "with 'python -m nas profile'")
         try:
             target = Target(**data["target"])
-            entries = {str(k): Timing(float(v["median_ms"]), float(v["spread_ms"]), int(v["count"]))
-                       for k, v in data["entries"].items()}
+            entries = {str(k): _timing(v) for k, v in data["entries"].items()}
+            probe = None if data.get("speed_probe") is None else _timing(data["speed_probe"])
             for key in entries:
                 Layer.from_key(key)
             calibration = (None if data.get("calibration") is None
@@ -100,7 +105,7 @@ class LatencyTable:
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError, ArchError) as exc:
             raise TableError(f"{path}: malformed latency table ({exc.__class__.__name__}: {exc}); "
                              "rebuild it with 'python -m nas profile'") from exc
-        if not _usable(entries.values(), calibration):
+        if not _usable([*entries.values(), *([probe] if probe else [])], calibration):
             raise TableError(f"{path}: a timing or calibration factor is negative, infinite or "
                              "NaN; the file was edited or damaged, rebuild it")
         if data.get("fingerprint") != target.fingerprint():
@@ -110,7 +115,12 @@ class LatencyTable:
             raise TableError(f"{path}: latency table is for space {table_space!r}, not {space!r}; "
                              "profile this space or pass its own --lut")
         return cls(target=target, space=table_space, entries=entries, calibration=calibration,
-                   validation=validation)
+                   validation=validation, speed_probe=probe)
+
+
+def _timing(data: dict[str, object]) -> Timing:
+    return Timing(float(data["median_ms"]), float(data["spread_ms"]),  # type: ignore[arg-type]
+                  int(data["count"]))  # type: ignore[call-overload]
 
 
 def _usable(timings: Iterable[Timing], calibration: Calibration | None) -> bool:
