@@ -17,6 +17,8 @@ class Choice:
     budget_ms: float
     margin: float = 0.0  # safety margin, a fraction: 0.1 keeps a network 10% under the budget
     measured_ms: Mapping[int, float] = field(default_factory=dict)  # trial -> on the target
+    # The speed probe (`nas.time_model.speed_probe`) timed with them: how fast the target ran
+    measured_probe_ms: float | None = None
 
     def latency_ms(self, trial: int, predicted_ms: float) -> float:
         """The latency a choice rests on: measured on the target when it was, else predicted."""

@@ -17,6 +17,7 @@ from nas.references import ReferenceResult
 from nas.run import RunDir, RunRecord
 from nas.search import (ARCH, EPOCHS, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON, RUNG, SECONDS,
                         STATUS, Status)
+from nas.time_model import pace
 
 COLUMNS = ["number", "state", "status", "rung", "epochs", "reached_epochs", "accuracy",
            "latency_ms", "latency_err_ms", "measured_latency_ms", "macs", "params", "train_seconds", "arch", "reason"]
@@ -231,7 +232,7 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
                   f"{_measured_text(b)}, {b['macs'] / 1e6:.1f} M MACs at the training resolution, "
                   f"{b['params'] / 1e6:.2f} M parameters",
                   f"- `{b['arch']}`"]
-    lines += _verified_lines(info)
+    lines += _verified_lines(info, record.lut.speed_probe_ms)
     lines += _reference_lines(info)
     lines += _noise_lines(info)
     lines += ["", "## Pareto front", "", "| trial | accuracy | latency (ms) | arch |",
@@ -254,9 +255,10 @@ def _measured_text(row: pd.Series) -> str:
     return "" if pd.isna(measured) else f", measured {measured:.2f} ms on the target"
 
 
-def _verified_lines(info: FrontInfo) -> list[str]:
-    """Front members under the budget as predicted and as measured on the target, and the more
-    accurate networks the measurements or the margin passed over."""
+def _verified_lines(info: FrontInfo, table_probe_ms: float | None) -> list[str]:
+    """Front members under the budget as predicted and as measured on the target, how fast the
+    target ran then against when its table was timed (the speed probe), and the more accurate
+    networks the measurements or the margin passed over."""
     lines = ["", "## Verified on the target", ""]
     timed = info.front[info.front["measured_latency_ms"].notna()]
     if timed.empty:
@@ -269,6 +271,13 @@ def _verified_lines(info: FrontInfo) -> list[str]:
                      f"{r['latency_ms']:.2f} | {r['measured_latency_ms']:.2f} | "
                      f"{r['measured_latency_ms'] / r['latency_ms']:.2f} |")
     lines.append("")
+    now = info.choice.measured_probe_ms
+    if now and table_probe_ms:
+        ratio = now / table_probe_ms
+        lines.append(f"- speed probe: {now:.3f} ms during these measurements, {table_probe_ms:.3f} "
+                     f"ms when the table was timed: the target ran {pace(ratio)}; divided by "
+                     f"{ratio:.2f}, a measured / predicted ratio leaves out that change of speed "
+                     "and is the table's own error")
     for _, r in info.passed_over.iterrows():
         latency = info.choice.latency_ms(int(r["number"]), r["latency_ms"])
         how = "measured" if pd.notna(r["measured_latency_ms"]) else "predicted"

@@ -355,6 +355,13 @@ def _result(name: str, samples: Sequence[float], warmup: int, predicted: object)
             f"(IQR {iqr:.2f}), {_versus(median, predicted)}")
 
 
+def pace(ratio: float) -> str:
+    """A speed probe's time now over then, in words."""
+    if ratio > 1:
+        return f"{ratio:.2f}x slower than then"
+    return f"{1 / ratio:.2f}x faster than then" if ratio < 1 else "as fast as then"
+
+
 def _probe_result(model: Sequence[float], probe: Sequence[float], probe_then: float,
                   predicted: object) -> list[str]:
     """The probe's median against the table's, and the model's time rescaled to the speed the
@@ -362,10 +369,8 @@ def _probe_result(model: Sequence[float], probe: Sequence[float], probe_then: fl
     now = statistics.median(probe)
     speed = now / probe_then
     at_table_speed = statistics.median(model) / speed
-    pace = (f"{speed:.2f}x slower than" if speed > 1 else f"{1 / speed:.2f}x faster than"
-            if speed < 1 else "as fast as")
     return [f"speed probe: {now:.3f} ms now, {probe_then:.3f} ms when the table was timed: this "
-            f"machine runs {pace} then",
+            f"machine runs {pace(speed)}",
             f"at the table's speed: {at_table_speed:.2f} ms, "
             f"{_versus(at_table_speed, predicted)}"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from nas.arch import Arch
 from nas.atomic import write_text
@@ -18,19 +19,22 @@ from nas.choice import Choice
 from nas.latency.target import Target
 from nas.run import RunDir, RunError, RunRecord
 
-# Times networks end to end on this machine, in the given order (ms, one per network).
-Timer = Callable[[Sequence[Arch]], list[float]]
+# Times networks end to end on this machine, in the given order, with the speed probe in the
+# same rounds: (ms, one per network; the probe's ms).
+Timer = Callable[[Sequence[Arch]], tuple[list[float], float]]
 
 
-def load_measured(run: RunDir, target: Target) -> dict[int, float]:
-    """Trial -> latency measured on ``target``; empty when nothing was measured on it."""
+def _load(run: RunDir, target: Target) -> dict[str, Any]:
+    """verified.json's content when it holds measurements on ``target``, else {}."""
     if not run.verified.is_file():
         return {}
     try:
         saved = json.loads(run.verified.read_text())
         if saved["target"] != target.fingerprint():
             return {}
-        return {int(trial): float(ms) for trial, ms in saved["measured_ms"].items()}
+        probe = saved.get("speed_probe_ms")  # absent in files from before the probe
+        return {"measured_ms": {int(t): float(ms) for t, ms in saved["measured_ms"].items()},
+                "speed_probe_ms": None if probe is None else float(probe)}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RunError(f"{run.verified}: damaged ({exc.__class__.__name__}); delete it, the "
                        "next search on the target measures the front again") from exc
@@ -40,18 +44,20 @@ def run_choice(run: RunDir, record: RunRecord, target: Target | None = None,
                budget_ms: float | None = None) -> Choice:
     """How the run's best network is chosen: its budget (or ``budget_ms``) and margin, and the
     latencies measured on its target (or ``target``, for a re-scored report)."""
+    saved = _load(run, target or record.target)
     return Choice(budget_ms=record.search.budget_ms if budget_ms is None else budget_ms,
                   margin=record.search.latency_margin,
-                  measured_ms=load_measured(run, target or record.target))
+                  measured_ms=saved.get("measured_ms", {}),
+                  measured_probe_ms=saved.get("speed_probe_ms"))
 
 
 def verify_front(members: Mapping[int, Arch], timer: Timer, run: RunDir,
                  target: Target) -> dict[int, float]:
     """Time ``members`` (trial -> architecture) end to end, add the figures to the run's
-    measurements on ``target`` and return them all."""
+    measurements on ``target`` (with the speed probe's latest time) and return them all."""
     trials: Sequence[int] = list(members)
-    timed = dict(zip(trials, timer([members[t] for t in trials])))
-    measured = {**load_measured(run, target), **timed}
+    times, probe = timer([members[t] for t in trials])
+    measured = {**_load(run, target).get("measured_ms", {}), **dict(zip(trials, times))}
     write_text(run.verified, json.dumps({"target": target.fingerprint(), "measured_ms": {
-        str(t): ms for t, ms in sorted(measured.items())}}, indent=2))
+        str(t): ms for t, ms in sorted(measured.items())}, "speed_probe_ms": probe}, indent=2))
     return measured

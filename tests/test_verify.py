@@ -9,6 +9,7 @@ import pytest
 from nas.choice import Choice
 from nas.cli import main
 from nas.latency.measure import Timing
+from nas.latency.table import LatencyTable
 from nas.run import RunDir, load_best
 
 
@@ -51,6 +52,10 @@ def test_a_best_network_over_the_budget_as_measured_is_replaced_by_the_next(
     assert any(first.arch.to_string() in t for t in timed)  # the front, best included, timed
     verified = json.loads(run.verified.read_text())
     assert verified["measured_ms"][str(first.trial)] == 1.0
+    assert verified["speed_probe_ms"] == 0.3  # the fake's probe, timed with them
+    then = LatencyTable.load(tiny_lut).speed_probe.median_ms
+    assert (f"- speed probe: 0.300 ms during these measurements, {then:.3f} ms when the table "
+            f"was timed: the target ran ") in run.summary().read_text()
 
     # The same network now measures over the budget on the target: the rerun (nothing left to
     # train) verifies again, passes it over, and best/ holds the next one, retrained.

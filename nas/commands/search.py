@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -223,8 +224,11 @@ def _verify_on_target(study: optuna.Study, run_dir: RunDir, record: RunRecord,
 
 
 def _timer(record: RunRecord) -> Timer:
-    return lambda archs: [t.median_ms for t in time_networks(archs, record.target, record.model,
-                                                             ProfileConfig())[0]]
+    def timer(archs: Sequence[Arch]) -> tuple[list[float], float]:
+        timings, probe = time_networks(archs, record.target, record.model, ProfileConfig())
+        return [t.median_ms for t in timings], probe.median_ms
+
+    return timer
 
 
 class _Monitor:
