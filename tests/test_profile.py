@@ -1,6 +1,7 @@
 """`python -m nas profile` on a device with only torch installed."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,10 @@ def test_profile_runs_with_only_torch_and_resumes(tmp_path):
     assert table.speed_probe is not None and table.speed_probe.count == 7  # the networks' rounds
     again = _profile(*args)  # resumes: nothing left to time, the file is reused
     assert again.returncode == 0 and "0 still to time" in again.stderr
+    # ... and the probe is timed again, against the table's, in one line
+    assert re.search(rf"speed probe: [0-9.]+ ms now, {table.speed_probe.median_ms:.3f} ms when "
+                     rf"{re.escape(str(out))} was timed: this machine runs "
+                     r"(as fast as|[0-9.]+x (faster|slower) than) then", again.stderr)
     assert LatencyTable.load(out).entries == table.entries
 
 

@@ -47,6 +47,8 @@ def test_a_best_network_over_the_budget_as_measured_is_replaced_by_the_next(
               "--references", "none",
               "--trials", "4"]
     assert main(search) == 0
+    # The table, profiled on this machine, is checked against its speed now before the search.
+    assert "speed probe: " in capsys.readouterr().err
     run = RunDir(results / "v")
     first, _ = load_best(run)
     assert any(first.arch.to_string() in t for t in timed)  # the front, best included, timed

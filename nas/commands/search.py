@@ -19,7 +19,8 @@ from nas.data import Dataset
 from nas.evaluator import TrainEvaluator
 from nas.flags import from_args
 from nas.latency.predict import LatencyModel
-from nas.latency.profile import check_coverage, measure_layers, profile_space, time_networks
+from nas.latency.profile import (check_coverage, check_speed, measure_layers, profile_space,
+                                 time_networks)
 from nas.latency.table import LatencyTable, default_path
 from nas.model import ModelConfig
 from nas.progress import Progress
@@ -100,11 +101,13 @@ def _latency_table(args: argparse.Namespace, space: SearchSpace, model_config: M
     if args.lut is not None:
         table = LatencyTable.load(args.lut, space=space.name)
         check_coverage(args.lut, table, space, model_config)
+        if not args.helper:  # see profile_space
+            check_speed(args.lut, table, ProfileConfig())
         return args.lut, table
     target = target_from_args(args, resolution)
     path = default_path(args.results_dir, space.name, target)
     print(f"latency table {path} ({target.describe()})")
-    return path, profile_space(path, space, target, model_config)
+    return path, profile_space(path, space, target, model_config, check=not args.helper)
 
 
 def _data_info(data: Dataset) -> DataInfo:

@@ -14,14 +14,14 @@ from nas.atomic import locked
 from nas.config import ProfileConfig
 from nas.latency.calibrate import fit_calibration
 from nas.latency.layers import Layer
-from nas.latency.measure import Timing, build_runner, time_round_robin
+from nas.latency.measure import Timing, build_runner, time_round_robin, use_allocator
 from nas.latency.predict import LatencyModel
 from nas.latency.table import LatencyTable, TableError
 from nas.latency.target import Target
 from nas.latency.validate import agreement
 from nas.model import MobileNet, ModelConfig
 from nas.progress import Progress
-from nas.time_model import probe_runner
+from nas.time_model import pace, probe_runner
 from nas.space import SearchSpace, random_archs
 
 
@@ -112,8 +112,11 @@ def check_coverage(path: Path, table: LatencyTable, space: SearchSpace,
 
 
 def profile_space(path: Path, space: SearchSpace, target: Target, model_config: ModelConfig,
-                  config: ProfileConfig = ProfileConfig()) -> LatencyTable:
-    """Time every layer configuration the space can produce, then calibrate and validate.
+                  config: ProfileConfig = ProfileConfig(), *,
+                  check: bool = True) -> LatencyTable:
+    """Time every layer configuration the space can produce, then calibrate and validate; a
+    table reused as it was is checked against this machine's speed now (`check_speed`) unless
+    not ``check`` (a helper worker, whose first worker may be training beside it).
 
     One process at a time builds a table file (a lock file beside it): a second one, say a
     second search worker started at the same moment, waits and then finds the table built."""
@@ -125,10 +128,36 @@ def profile_space(path: Path, space: SearchSpace, target: Target, model_config: 
         unique = {l.key for l in layers}
         print(f"{space.name}: {len(unique)} layer configurations at {target.input_size}px, "
               f"{len(table.missing(layers))} still to time", file=sys.stderr)
-        measure_layers(table, layers, path, config)
+        timed_now = measure_layers(table, layers, path, config)
         if table.calibration is None:
             calibrate(table, *calibration_sets(space, config), model_config, path, config)
+        elif check and not timed_now:
+            check_speed(path, table, config)
         return table
+
+
+# A probe this far from the table's (either way) is said as a warning, not only as a figure.
+SPEED_WARNING = 1.15
+
+
+def check_speed(path: Path, table: LatencyTable, config: ProfileConfig) -> float | None:
+    """Time the speed probe and say, in one line, how fast this machine runs against when the
+    table (built earlier, now reused) was timed; returns now / then, or None where the table
+    has no probe or this machine is not its target."""
+    if table.speed_probe is None or not table.target.on_this_machine():
+        return None
+    use_allocator(table.target.allocator)
+    now = time_round_robin([probe_runner()], threads=table.target.threads,
+                           cores=table.target.cores, warmup=config.warmup,
+                           rounds=config.network_rounds, runs=config.network_runs)[0].median_ms
+    ratio = now / table.speed_probe.median_ms
+    line = (f"speed probe: {now:.3f} ms now, {table.speed_probe.median_ms:.3f} ms when {path} "
+            f"was timed: this machine runs {pace(ratio)}")
+    if max(ratio, 1 / ratio) > SPEED_WARNING:
+        line = (f"warning: {line}; while that lasts, latencies measured here differ from the "
+                "table's by about as much: rebuild the table (delete the file) if it persists")
+    print(line, file=sys.stderr)
+    return ratio
 
 
 def calibration_sets(space: SearchSpace, config: ProfileConfig) -> tuple[list[Arch], list[Arch]]:
