@@ -21,7 +21,7 @@ from nas.choice import Choice
 from nas.run import RunDir, RunRecord, load_best
 from nas.search import STATUS, Status, best_under_budget, open_study
 from nas.storage import WORKER
-from nas.workers import AUTO_MAX, plan, worker_count
+from nas.workers import AUTO_MAX, Helpers, plan, worker_count
 
 TRIALS, WORKERS = 6, 2
 
@@ -91,6 +91,17 @@ def test_one_command_starts_helper_workers(tmp_path, tiny_space, tiny_data, tiny
     assert RunRecord.load(run).workers == WORKERS
     assert "2 workers x 1 training thread each" in run.summary().read_text()
     assert (tmp_path / "run" / "worker-2.log").is_file()
+
+
+def test_a_helper_that_fails_is_said_in_one_line_with_its_log(tmp_path):
+    # A helper given a flag of the wrong kind exits 2 with one line; waiting for it reports it.
+    helpers = Helpers.start(["search", "--latency-budget", "fast"], 2, tmp_path)
+    problems = helpers.wait()
+    assert len(problems) == 2 and (tmp_path / "worker-3.log").is_file()
+    assert problems[0].startswith("worker 2 stopped with exit status 2: error: nas search: "
+                                  "argument --latency-budget")
+    assert problems[0].endswith(f"(log: {tmp_path / 'worker-2.log'})")
+    helpers.stop()  # nothing left to stop
 
 
 def _children(pid: int) -> list[int]:
