@@ -3,7 +3,8 @@ random search with one fidelity, at the same wall time, over several seeds.
 
 For each seed, the two arms run side by side (one training thread each, so they share the
 machine alike, and a slower moment of a shared machine hits both) for ``--minutes``, and are
-then stopped with SIGTERM as a user would stop them. Each arm's front is read from its study:
+then stopped with SIGTERM as a user would stop them (without reference networks, which a search
+trains first). Each arm's front is read from its study:
 candidates trained at its top rung (the default proxy, 2 epochs) within the budget. Prints,
 per arm, the hypervolume of that front (reference: accuracy ``--ref-accuracy``, latency the
 budget), how many candidates it evaluated (trainings at any rung) and sampled, and the best
@@ -92,7 +93,7 @@ def main() -> None:
             commands = [[*SEARCH, "--latency-budget", f"{budget}ms", "--lut", str(table),
                          "--trials", "1000000", "--train-threads", "1", "--seed", str(seed),
                          "--results-dir", str(results), "--run-name", f"{arm}-{seed}",
-                         *extra, *flags] for arm, extra in ARMS.items()]
+                         "--references", "none", *extra, *flags] for arm, extra in ARMS.items()]
             wall = run_for(commands, 60 * args.minutes)
             row = {"seed": seed, "budget_ms": budget, "minutes": args.minutes, "wall_s": wall,
                    "flags": flags, "load_after": os.getloadavg()[0],

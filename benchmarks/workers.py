@@ -53,7 +53,9 @@ def main() -> None:
     parser.add_argument("--budget", default="20ms")
     args, flags = parser.parse_known_args()
     # One fidelity: every candidate is one whole proxy training (2 epochs by default).
-    flags = ["--latency-budget", args.budget, "--rung-epochs", "none", *flags]
+    # No reference networks: a search trains them before its candidates.
+    flags = ["--latency-budget", args.budget, "--rung-epochs", "none", "--references", "none",
+             *flags]
     with tempfile.TemporaryDirectory(prefix="nas-workers-") as folder:
         results = Path(folder)
         print(f"building the latency table (not timed); load average {os.getloadavg()[0]:.2f}",
