@@ -362,15 +362,14 @@ def pace(ratio: float) -> str:
     return f"{1 / ratio:.2f}x faster than then" if ratio < 1 else "as fast as then"
 
 
-def _probe_result(model: Sequence[float], probe: Sequence[float], probe_then: float,
-                  predicted: object) -> list[str]:
-    """The probe's median against the table's, and the model's time rescaled to the speed the
-    machine had when the table was timed."""
-    now = statistics.median(probe)
-    speed = now / probe_then
-    at_table_speed = statistics.median(model) / speed
-    return [f"speed probe: {now:.3f} ms now, {probe_then:.3f} ms when the table was timed: this "
-            f"machine runs {pace(speed)}",
+def probe_lines(measured_ms: float, probe_now_ms: float, probe_then_ms: float,
+                predicted: object) -> list[str]:
+    """The probe's median now against the table's, and the model's median rescaled to the speed
+    the machine had when the table was timed (this script and `nas export` print them)."""
+    speed = probe_now_ms / probe_then_ms
+    at_table_speed = measured_ms / speed
+    return [f"speed probe: {probe_now_ms:.3f} ms now, {probe_then_ms:.3f} ms when the table was "
+            f"timed: this machine runs {pace(speed)}",
             f"at the table's speed: {at_table_speed:.2f} ms, "
             f"{_versus(at_table_speed, predicted)}"]
 
@@ -411,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     print(_result(path.name, model_times, args.warmup, predicted))
     if probe is not None:
         assert isinstance(probe_then, (int, float))
-        for line in _probe_result(model_times, probe_times, probe_then, predicted):
+        for line in probe_lines(statistics.median(model_times), statistics.median(probe_times),
+                                probe_then, predicted):
             print(line)
     return 0
 

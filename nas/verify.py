@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from nas.arch import Arch
 from nas.atomic import write_text
@@ -24,17 +23,18 @@ from nas.run import RunDir, RunError, RunRecord
 Timer = Callable[[Sequence[Arch]], tuple[list[float], float]]
 
 
-def _load(run: RunDir, target: Target) -> dict[str, Any]:
-    """verified.json's content when it holds measurements on ``target``, else {}."""
+def _load(run: RunDir, target: Target) -> tuple[dict[int, float], float | None]:
+    """Trial -> latency measured on ``target``, and the speed probe's time with them; ({}, None)
+    when nothing was measured on it."""
     if not run.verified.is_file():
-        return {}
+        return {}, None
     try:
         saved = json.loads(run.verified.read_text())
         if saved["target"] != target.fingerprint():
-            return {}
+            return {}, None
         probe = saved.get("speed_probe_ms")  # absent in files from before the probe
-        return {"measured_ms": {int(t): float(ms) for t, ms in saved["measured_ms"].items()},
-                "speed_probe_ms": None if probe is None else float(probe)}
+        return ({int(t): float(ms) for t, ms in saved["measured_ms"].items()},
+                None if probe is None else float(probe))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RunError(f"{run.verified}: damaged ({exc.__class__.__name__}); delete it, the "
                        "next search on the target measures the front again") from exc
@@ -44,11 +44,10 @@ def run_choice(run: RunDir, record: RunRecord, target: Target | None = None,
                budget_ms: float | None = None) -> Choice:
     """How the run's best network is chosen: its budget (or ``budget_ms``) and margin, and the
     latencies measured on its target (or ``target``, for a re-scored report)."""
-    saved = _load(run, target or record.target)
+    measured, probe = _load(run, target or record.target)
     return Choice(budget_ms=record.search.budget_ms if budget_ms is None else budget_ms,
-                  margin=record.search.latency_margin,
-                  measured_ms=saved.get("measured_ms", {}),
-                  measured_probe_ms=saved.get("speed_probe_ms"))
+                  margin=record.search.latency_margin, measured_ms=measured,
+                  measured_probe_ms=probe)
 
 
 def verify_front(members: Mapping[int, Arch], timer: Timer, run: RunDir,
@@ -57,7 +56,7 @@ def verify_front(members: Mapping[int, Arch], timer: Timer, run: RunDir,
     measurements on ``target`` (with the speed probe's latest time) and return them all."""
     trials: Sequence[int] = list(members)
     times, probe = timer([members[t] for t in trials])
-    measured = {**_load(run, target).get("measured_ms", {}), **dict(zip(trials, times))}
+    measured = {**_load(run, target)[0], **dict(zip(trials, times))}
     write_text(run.verified, json.dumps({"target": target.fingerprint(), "measured_ms": {
         str(t): ms for t, ms in sorted(measured.items())}, "speed_probe_ms": probe}, indent=2))
     return measured

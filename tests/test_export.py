@@ -108,11 +108,11 @@ def test_the_timer_takes_turns_with_the_probe_and_rescales_by_it():
     assert len(model) == 12 and len(probe) == 15  # 3 turns: 5 + 5 + 2 of the model, 5 of probe
     assert calls == {"model": 2 + 3 + 12, "probe": 2 + 3 + 15}  # warm-up, one untimed a turn
     assert nas.time_model._time(runner("model"), 0, 4, None)[1] == []
-    slower = nas.time_model._probe_result([4.0, 4.4, 4.2], [0.6, 0.6], 0.5, 3.5)
+    slower = nas.time_model.probe_lines(4.2, 0.6, 0.5, 3.5)
     assert slower == ["speed probe: 0.600 ms now, 0.500 ms when the table was timed: this "
                       "machine runs 1.20x slower than then",
                       "at the table's speed: 3.50 ms, predicted 3.50 ms: +0.0%"]
-    assert "runs 2.00x faster than then" in nas.time_model._probe_result([1.0], [0.25], 0.5,
+    assert "runs 2.00x faster than then" in nas.time_model.probe_lines(1.0, 0.25, 0.5,
                                                                          None)[0]
 
 

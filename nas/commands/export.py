@@ -23,6 +23,7 @@ from nas.final import load_final
 from nas.latency.profile import time_networks
 from nas.model import MobileNet
 from nas.run import BestNetwork, RunDir, RunRecord, load_best
+from nas.time_model import probe_lines
 from nas.train import top1_accuracy
 
 
@@ -98,11 +99,10 @@ def _measured_latency(best: BestNetwork, record: RunRecord) -> dict[str, object]
     timing = timings[0]
     print(f"latency on this machine (the target): predicted {best.latency_ms:.2f} ms, measured "
           f"{timing.median_ms:.2f} ms ({100 * (timing.median_ms / best.latency_ms - 1):+.1f}%)")
-    then = record.lut.speed_probe_ms
-    if then:
-        print(f"speed probe: {probe.median_ms:.3f} ms now, {then:.3f} ms when the table was "
-              f"timed (x{probe.median_ms / then:.2f}); at the table's speed the network takes "
-              f"{timing.median_ms * then / probe.median_ms:.2f} ms")
+    if record.lut.speed_probe_ms:
+        for line in probe_lines(timing.median_ms, probe.median_ms, record.lut.speed_probe_ms,
+                                best.latency_ms):
+            print(line)
     return {"measured_latency_ms": timing.median_ms,
             "measured_latency_spread_ms": timing.spread_ms,
             "measured_speed_probe_ms": probe.median_ms}

@@ -6,7 +6,7 @@ Needs only torch: this is what ``python -m nas profile`` runs on a device.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nas.arch import Arch
@@ -14,15 +14,16 @@ from nas.atomic import locked
 from nas.config import ProfileConfig
 from nas.latency.calibrate import fit_calibration
 from nas.latency.layers import Layer
-from nas.latency.measure import Timing, build_runner, time_round_robin, use_allocator
+from nas.latency.measure import (Runner, Timing, build_runner, time_round_robin,
+                                 use_allocator)
 from nas.latency.predict import LatencyModel
 from nas.latency.table import LatencyTable, TableError
 from nas.latency.target import Target
 from nas.latency.validate import agreement
 from nas.model import MobileNet, ModelConfig
 from nas.progress import Progress
-from nas.time_model import pace, probe_runner
 from nas.space import SearchSpace, random_archs
+from nas.time_model import pace, probe_runner
 
 
 def open_table(path: Path, space: SearchSpace, target: Target) -> LatencyTable:
@@ -70,10 +71,18 @@ def time_networks(archs: Sequence[Arch], target: Target, model_config: ModelConf
     runners = [build_runner(target, MobileNet(a, model_config), model_config.in_channels,
                             target.input_size) for a in archs]
     with Progress(f"networks ({len(archs)})", config.network_rounds) as progress:
-        timings = time_round_robin([*runners, probe_runner()], threads=target.threads,
-                                   cores=target.cores, warmup=config.warmup,
-                                   rounds=config.network_rounds, runs=config.network_runs,
-                                   on_round=lambda _: progress.step())
+        return _with_probe(runners, target, config, on_round=lambda _: progress.step())
+
+
+def _with_probe(runners: Sequence[Runner], target: Target, config: ProfileConfig,
+                on_round: Callable[[int], None] | None = None) -> tuple[list[Timing], Timing]:
+    """``runners`` and the speed probe, round-robin in the networks' rounds on the target's
+    allocator, threads and cores."""
+    use_allocator(target.allocator)
+    timings = time_round_robin([*runners, probe_runner()], threads=target.threads,
+                               cores=target.cores, warmup=config.warmup,
+                               rounds=config.network_rounds, runs=config.network_runs,
+                               on_round=on_round)
     return timings[:-1], timings[-1]
 
 
@@ -146,10 +155,7 @@ def check_speed(path: Path, table: LatencyTable, config: ProfileConfig) -> float
     has no probe or this machine is not its target."""
     if table.speed_probe is None or not table.target.on_this_machine():
         return None
-    use_allocator(table.target.allocator)
-    now = time_round_robin([probe_runner()], threads=table.target.threads,
-                           cores=table.target.cores, warmup=config.warmup,
-                           rounds=config.network_rounds, runs=config.network_runs)[0].median_ms
+    now = _with_probe([], table.target, config)[1].median_ms
     ratio = now / table.speed_probe.median_ms
     line = (f"speed probe: {now:.3f} ms now, {table.speed_probe.median_ms:.3f} ms when {path} "
             f"was timed: this machine runs {pace(ratio)}")
