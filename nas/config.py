@@ -63,7 +63,7 @@ class TrainConfig:
     warmup_fraction: float = 0.05  # linear warm-up share of the steps, then cosine to zero
     crop_padding: int = 0  # random-crop padding in px; crops cost 5 points in a 2-epoch run
     flip: bool = True  # random horizontal flips
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 256  # larger batches ran slower here (1000: 1.7x the time at 28 px)
     # Training images whose plain average re-estimates batch-norm statistics after training
     # (`nas.train.recalibrate_batchnorm`); without it, quarter-epoch rungs score chance level.
     recalibration_images: int = 2048

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from nas.arch import Arch, BlockSpec, Head, LayerSpec, Stem, make_divisible
+from nas.depthwise import DepthwiseConv2d
 from nas.flags import flag, positive_int
 
 ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "hswish": nn.Hardswish}
@@ -21,9 +22,9 @@ ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "hswish": nn.H
 def conv_bn_act(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
                 activation: str | None = None) -> nn.Sequential:
     """Convolution without bias, batch norm, then the activation (none for a linear layer)."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, groups=groups, bias=False),
-        nn.BatchNorm2d(cout)]
+    conv = (DepthwiseConv2d(cin, kernel, stride) if groups > 1 and groups == cin == cout else
+            nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, groups=groups, bias=False))
+    layers: list[nn.Module] = [conv, nn.BatchNorm2d(cout)]
     if activation is not None:
         layers.append(ACTIVATION_LAYERS[activation]())
     return nn.Sequential(*layers)
