@@ -26,7 +26,7 @@ ACTIVATIONS = ("relu", "hswish")
 _ACT_TOKEN = {"relu": "re", "hswish": "hs"}
 _TOKEN_ACT = {v: k for k, v in _ACT_TOKEN.items()}
 _BLOCK_RE = re.compile(r"ir_k(\d+)_e([0-9.]+)_c(\d+)_s(\d+)_(re|hs)(_se)?")
-_STEM_RE = re.compile(r"stem_c(\d+)_(re|hs)")
+_STEM_RE = re.compile(r"stem_c(\d+)(?:_s(\d))?_(re|hs)")
 _HEAD_RE = re.compile(r"head_c(\d+)_f(\d+)_(re|hs)")
 
 
@@ -122,25 +122,30 @@ class BlockSpec:
 
 @dataclass(frozen=True)
 class Stem:
-    """3x3 stride-2 convolution, batch norm, activation."""
+    """3x3 convolution, batch norm, activation; stride 2 (every MobileNet stem halves the input)
+    or 1 (small images, whose pixels are too few to halve at once). The token names the stride
+    only when it is 1 (``stem_c16_s1_hs``), so stride-2 tokens read as they always have."""
 
     channels: int = 16
     activation: str = "hswish"
+    stride: int = 2
 
     def __post_init__(self) -> None:
         if self.channels < 1:
             raise ArchError(f"stem channels must be >= 1, got {self.channels}")
+        if self.stride not in (1, 2):
+            raise ArchError(f"stem stride must be 1 or 2, got {self.stride}")
         _check_act(self.activation)
 
-    stride = 2  # not a choice: every MobileNet stem halves the input
-
     def to_string(self) -> str:
-        return f"stem_c{self.channels}_{_ACT_TOKEN[self.activation]}"
+        stride = "" if self.stride == 2 else f"_s{self.stride}"
+        return f"stem_c{self.channels}{stride}_{_ACT_TOKEN[self.activation]}"
 
     @classmethod
     def from_string(cls, token: str) -> Stem:
         m = _match(_STEM_RE, token, "stem_c16_hs")
-        return cls(*_numbers(m, token, 1), _TOKEN_ACT[m[2]])
+        (channels,) = _numbers(m, token, 1)
+        return cls(channels, _TOKEN_ACT[m[3]], int(m[2]) if m[2] else 2)
 
 
 @dataclass(frozen=True)

@@ -50,16 +50,17 @@ REFERENCES = dict(zip(REFERENCE_NAMES, (MOBILENETV3_LARGE, MOBILENETV3_SMALL), s
 
 
 def adapt(arch: Arch, space: SearchSpace, resolution: int) -> Arch:
-    """``arch`` with a stride of 2 turned into 1 wherever it would shrink the map below the
-    space's smallest at ``resolution``."""
+    """``arch`` with the space's stem stride, and a stride of 2 turned into 1 wherever it would
+    shrink the map below the space's smallest at ``resolution``."""
     smallest = space.stage_input_sizes(resolution)[-1][1]
-    size = conv_output_size(resolution, arch.stem.stride)
+    stem = replace(arch.stem, stride=space.stem.stride)
+    size = conv_output_size(resolution, stem.stride)
     blocks = []
     for block in arch.blocks:
         stride = block.stride if conv_output_size(size, block.stride) >= smallest else 1
         size = conv_output_size(size, stride)
         blocks.append(replace(block, stride=stride))
-    return replace(arch, blocks=tuple(blocks))
+    return replace(arch, stem=stem, blocks=tuple(blocks))
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,12 @@ class _Reader:
             raise self.fail(key, f"expected a positive integer, got {value!r}")
         return value
 
+    def stride(self, key: str, default: Any = ...) -> int:
+        value = self.positive_int(key, default)
+        if value not in (1, 2):
+            raise self.fail(key, f"expected 1 or 2, got {value}")
+        return value
+
     def activation(self, key: str, default: Any = ...) -> str:
         value = self.get(key, default)
         if value not in ACTIVATIONS:
@@ -265,9 +271,7 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> SearchSpace:
     stages = []
     for i, raw in enumerate(stage_list):
         s = _Reader(path, raw, f"stages[{i}].")
-        stride = s.positive_int("stride")
-        if stride not in (1, 2):
-            raise s.fail("stride", f"expected 1 or 2, got {stride}")
+        stride = s.stride("stride")
         depths = s.choice_list("depth", int, lambda v: v >= 1) if "depth" in (raw or {}) \
             else default_depths
         stages.append(Stage(channels=s.positive_int("channels"), stride=stride,
@@ -280,7 +284,8 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> SearchSpace:
         name=str(root.get("name")),
         resolution=root.positive_int("resolution"),
         stem=Stem(channels=stem.positive_int("channels"),
-                  activation=stem.activation("activation", "hswish")),
+                  activation=stem.activation("activation", "hswish"),
+                  stride=stem.stride("stride", 2)),
         fixed_blocks=tuple(_block(_Reader(path, b, f"fixed_blocks[{i}].")) for i, b in enumerate(fixed)),
         stages=tuple(stages),
         kernels=choices.choice_list("kernel", int, lambda v: v >= 1 and v % 2 == 1),

@@ -28,6 +28,16 @@ def test_references_have_the_papers_expanded_widths():
         assert Arch.from_string(arch.to_string()) == arch
 
 
+def test_the_stem_token_names_its_stride_only_when_it_is_1():
+    assert Stem(16, "hswish").to_string() == "stem_c16_hs"  # as every stored token reads
+    assert Stem(16, "relu", stride=1).to_string() == "stem_c16_s1_re"
+    for stem in (Stem(16, "hswish"), Stem(24, "relu", stride=1)):
+        assert Stem.from_string(stem.to_string()) == stem
+    assert Stem.from_string("stem_c16_s2_hs") == Stem(16, "hswish")
+    with pytest.raises(ArchError, match="stem stride must be 1 or 2"):
+        Stem.from_string("stem_c16_s3_hs")
+
+
 @pytest.mark.parametrize("text", ["", "stem_c16_hs", "stem_c16_hs-ir_k3_e4_c24_s2_xx-head_c1_f1_hs",
                                   "stem_c16_hs-ir_k4_e4_c24_s2_re-head_c960_f1280_hs",
                                   "stem_c16_hs-ir_k3_e4_c24_s3_re-head_c960_f1280_hs"])

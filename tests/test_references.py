@@ -8,7 +8,7 @@ from nas.arch import conv_output_size
 from nas.references import REFERENCES, adapt
 from nas.space import load_space, resolve_space
 
-SHIPPED = ["mobilenetv3", "mobilenetv3-28px"]
+SHIPPED = ["mobilenetv3", "mobilenetv3-28px", "mobilenetv3-28px-s1"]
 
 
 def _maps(arch, resolution):
@@ -28,6 +28,7 @@ def test_references_shrink_to_the_spaces_smallest_map_and_no_further(space_name,
     adapted = adapt(REFERENCES[name], space, space.resolution)
     maps = _maps(adapted, space.resolution)
     assert maps[-1] == smallest and min(maps) == smallest
+    assert adapted.stem.stride == space.stem.stride
     # Only strides changed, and only from 2 to 1; the earliest strides are the ones kept.
     original = REFERENCES[name]
     assert [(b.kernel, b.expansion, b.out_channels, b.se, b.activation) for b in adapted.blocks] \
@@ -44,3 +45,10 @@ def test_at_28_px_mobilenetv3_small_goes_28_14_7_4_like_the_28px_space():
     # The paper's network at 224 px is left as it is.
     large = load_space(resolve_space("mobilenetv3"))
     assert adapt(REFERENCES["mobilenetv3-large"], large, 224) == REFERENCES["mobilenetv3-large"]
+
+
+def test_with_a_stride_1_stem_mobilenetv3_small_keeps_28_px_through_its_stem():
+    space = load_space(resolve_space("mobilenetv3-28px-s1"))
+    adapted = adapt(REFERENCES["mobilenetv3-small"], space, 28)
+    assert sorted(set(_maps(adapted, 28)), reverse=True) == [28, 14, 7, 4]
+    assert adapted.to_string().startswith("stem_c16_s1_hs-")

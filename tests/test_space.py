@@ -83,6 +83,7 @@ def test_covering_archs_contain_every_choice_at_every_position():
     (("kernel: [3, 5, 7]", "kernel: [3, 4]"), "choices.kernel"),
     (("activation: [relu, hswish]", "activation: [relu, gelu]"), "choices.activation"),
     (("resolution: 224", "resolution: big"), "resolution"),
+    (("stem: {channels: 16,", "stem: {channels: 16, stride: 4,"), "stem.stride"),
     (("head: {channels: 960,", "head: {channelz: 960,"), "head.channels"),
 ])
 def test_malformed_space_names_the_key(tmp_path, edit, key):
