@@ -3,11 +3,12 @@ import pytest
 from conftest import LARGE_SPACE
 from nas.arch import Arch, ArchError, BlockSpec, Head, Stem, make_divisible
 from nas.references import MOBILENETV3_LARGE, MOBILENETV3_SMALL
-from nas.space import load_space, random_archs
+from nas.space import load_space, random_archs, resolve_space
 
 
-def test_string_and_json_round_trip_exactly_for_sampled_and_covering_archs():
-    space = load_space(LARGE_SPACE)
+@pytest.mark.parametrize("space", [LARGE_SPACE, "mobilenetv3-28px-s1"])
+def test_string_and_json_round_trip_exactly_for_sampled_and_covering_archs(space):
+    space = load_space(resolve_space(space))
     for arch in random_archs(space, 50, seed=3) + space.covering_archs():
         assert Arch.from_string(arch.to_string()) == arch
         assert Arch.from_json(arch.to_json()) == arch

@@ -90,6 +90,16 @@ def test_layers_track_feature_map_sizes_at_224():
     assert all(Layer.from_key(l.key) == l for l in layers)
 
 
+def test_a_stride_1_stem_keeps_the_input_size_for_the_first_block():
+    arch = load_space(resolve_space("mobilenetv3-28px-s1")).covering_archs()[0]
+    layers = arch_layers(arch, 28, 1, 10)
+    assert layers[0].key == "stem_c16_s1_hs@28x28x1"
+    assert [l.in_size for l in layers[1:3]] == [28, 28]
+    assert layers[-1].key.startswith("head_c576_f1024_hs@4x4x96")
+    assert all(Layer.from_key(l.key) == l for l in layers)
+    assert MobileNet(arch).eval()(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
 def test_every_space_layer_is_enumerated_once():
     space = load_space(LARGE_SPACE)
     keys = {l.key for a in space.covering_archs() for l in arch_layers(a, 224, 1, 10)}
