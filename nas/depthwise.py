@@ -52,7 +52,7 @@ def dense_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int,
     groups=C)`` up to float rounding."""
     n, c, h, w = x.shape
     k = weight.shape[-1]
-    taps = tap_matrix(h, w, k, stride, padding)
+    taps = tap_matrix(h, w, k, stride, padding).to(weight)  # its dtype and device
     out_pixels = taps.shape[1] // (h * w)
     out_h = (h + 2 * padding - k) // stride + 1
     per_channel = (weight.reshape(c, k * k) @ taps).view(c, h * w, out_pixels)

@@ -24,6 +24,14 @@ def test_dense_form_equals_the_convolution_and_both_gradients(size, kernel, stri
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_dense_form_follows_the_weights_dtype():
+    x = torch.randn(2, 4, 4, 4, dtype=torch.float64)
+    weight = torch.randn(4, 1, 7, 7, dtype=torch.float64)
+    dense = dense_depthwise(x, weight, 1, 3)
+    assert dense.dtype == torch.float64
+    torch.testing.assert_close(dense, F.conv2d(x, weight, None, 1, 3, groups=4))
+
+
 def test_tap_matrix_counts_the_taps_inside_the_map():
     # 3x3 kernel, 2x2 map, padding 1: every output pixel sees all 4 input pixels, each through
     # a different tap; 4 outputs x 4 inputs = 16 ones, one per (input, output) column.
