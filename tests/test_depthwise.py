@@ -57,6 +57,7 @@ def test_dense_form_only_while_training_on_maps_smaller_than_the_kernel(monkeypa
     assert calls == [(2, 8, 4, 4)]
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # training-mode batch norm
 def test_a_network_trains_with_the_dense_form_and_traces_to_the_plain_convolution():
     torch.manual_seed(0)
     arch = max(load_space().covering_archs(), key=lambda a: a.to_string().count("_k7_"))
