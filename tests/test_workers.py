@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy.exc
 
 from conftest import ROOT, search_command
 from nas.choice import Choice
@@ -121,9 +122,13 @@ def test_sigterm_stops_the_helpers_and_a_rerun_resumes(tmp_path, tiny_space, tin
     while len({t.system_attrs[WORKER]["pid"] for t in trained}) < WORKERS:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
         time.sleep(0.5)
-        if (tmp_path / "run" / "study.db").exists():
-            trained = [t for t in open_study(storage, "run").trials
-                       if t.user_attrs.get(STATUS) == Status.TRAINED]
+        if not (tmp_path / "run" / "study.db").exists():
+            continue
+        try:
+            trials = open_study(storage, "run").trials
+        except sqlalchemy.exc.SQLAlchemyError:  # the search is creating the file's tables
+            continue
+        trained = [t for t in trials if t.user_attrs.get(STATUS) == Status.TRAINED]
     helpers = _children(proc.pid)
     assert len(helpers) == WORKERS - 1
     proc.send_signal(signal.SIGTERM)
