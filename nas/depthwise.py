@@ -23,19 +23,20 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from nas.arch import conv_output_size
+
 
 @lru_cache(maxsize=64)
-def tap_matrix(height: int, width: int, kernel: int, stride: int,
-               padding: int) -> torch.Tensor:
-    """(kernel * kernel, height * width * out_height * out_width) one-hot matrix: column
-    (i, o) holds a 1 in the row of the kernel tap that input pixel i meets when the kernel is
-    applied at output pixel o, and no 1 when the pixel lies outside the kernel's window."""
-    out_h = (height + 2 * padding - kernel) // stride + 1
-    out_w = (width + 2 * padding - kernel) // stride + 1
+def tap_matrix(height: int, width: int, kernel: int, stride: int) -> torch.Tensor:
+    """(kernel * kernel, height * width * out_height * out_width) one-hot matrix for a
+    'same'-padded odd kernel: column (i, o) holds a 1 in the row of the kernel tap that input
+    pixel i meets when the kernel is applied at output pixel o, and no 1 when the pixel lies
+    outside the kernel's window."""
+    padding = kernel // 2
     iy = torch.arange(height).view(-1, 1, 1, 1)
     ix = torch.arange(width).view(1, -1, 1, 1)
-    oy = torch.arange(out_h).view(1, 1, -1, 1)
-    ox = torch.arange(out_w).view(1, 1, 1, -1)
+    oy = torch.arange(conv_output_size(height, stride)).view(1, 1, -1, 1)
+    ox = torch.arange(conv_output_size(width, stride)).view(1, 1, 1, -1)
     dy, dx = iy - oy * stride + padding, ix - ox * stride + padding
     inside = ((dy >= 0) & (dy < kernel) & (dx >= 0) & (dx < kernel)).reshape(-1)
     columns = torch.arange(inside.numel())[inside]
@@ -45,19 +46,17 @@ def tap_matrix(height: int, width: int, kernel: int, stride: int,
     return matrix
 
 
-def dense_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int,
-                    padding: int) -> torch.Tensor:
-    """The depthwise convolution of ``x`` (N, C, H, W) with ``weight`` (C, 1, k, k), no bias,
-    as per-channel matrix products; equal to ``F.conv2d(x, weight, None, stride, padding,
-    groups=C)`` up to float rounding."""
+def dense_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    """The 'same'-padded depthwise convolution of ``x`` (N, C, H, W) with ``weight``
+    (C, 1, k, k), k odd, no bias, as per-channel matrix products; equal to ``F.conv2d(x,
+    weight, None, stride, k // 2, groups=C)`` up to float rounding."""
     n, c, h, w = x.shape
     k = weight.shape[-1]
-    taps = tap_matrix(h, w, k, stride, padding).to(weight)  # its dtype and device
-    out_pixels = taps.shape[1] // (h * w)
-    out_h = (h + 2 * padding - k) // stride + 1
-    per_channel = (weight.reshape(c, k * k) @ taps).view(c, h * w, out_pixels)
+    out_h, out_w = conv_output_size(h, stride), conv_output_size(w, stride)
+    taps = tap_matrix(h, w, k, stride).to(weight)  # its dtype and device
+    per_channel = (weight.reshape(c, k * k) @ taps).view(c, h * w, out_h * out_w)
     out = torch.bmm(x.permute(1, 0, 2, 3).reshape(c, n, h * w), per_channel)
-    return out.view(c, n, out_h, out_pixels // out_h).permute(1, 0, 2, 3)
+    return out.view(c, n, out_h, out_w).permute(1, 0, 2, 3)
 
 
 class DepthwiseConv2d(nn.Conv2d):
@@ -73,5 +72,5 @@ class DepthwiseConv2d(nn.Conv2d):
         kernel = self.kernel_size[0]
         if (self.training and not torch.jit.is_tracing()
                 and x.shape[-2] * x.shape[-1] < kernel * kernel):
-            return dense_depthwise(x, self.weight, self.stride[0], kernel // 2)
+            return dense_depthwise(x, self.weight, self.stride[0])
         return super().forward(x)

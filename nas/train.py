@@ -149,7 +149,8 @@ def recalibrate_batchnorm(model: nn.Module, data: Dataset, images: int, batch_si
 
 
 @torch.no_grad()
-def top1_accuracy(model: nn.Module, split: Split, data: Dataset, batch_size: int = 256) -> float:
+def top1_accuracy(model: nn.Module, split: Split, data: Dataset,
+                 batch_size: int = TrainConfig.eval_batch_size) -> float:
     """Top-1 accuracy in [0, 1], in eval mode."""
     model.eval()
     correct = 0

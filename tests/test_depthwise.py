@@ -14,7 +14,7 @@ def test_dense_form_equals_the_convolution_and_both_gradients(size, kernel, stri
     x = torch.randn(3, 6, size, size, requires_grad=True)
     weight = torch.randn(6, 1, kernel, kernel, requires_grad=True)
     plain = F.conv2d(x, weight, None, stride, kernel // 2, groups=6)
-    dense = dense_depthwise(x, weight, stride, kernel // 2)
+    dense = dense_depthwise(x, weight, stride)
     assert dense.shape == plain.shape
     torch.testing.assert_close(dense, plain, rtol=1e-5, atol=1e-5)
     grad = torch.randn_like(plain)
@@ -27,7 +27,7 @@ def test_dense_form_equals_the_convolution_and_both_gradients(size, kernel, stri
 def test_dense_form_follows_the_weights_dtype():
     x = torch.randn(2, 4, 4, 4, dtype=torch.float64)
     weight = torch.randn(4, 1, 7, 7, dtype=torch.float64)
-    dense = dense_depthwise(x, weight, 1, 3)
+    dense = dense_depthwise(x, weight, 1)
     assert dense.dtype == torch.float64
     torch.testing.assert_close(dense, F.conv2d(x, weight, None, 1, 3, groups=4))
 
@@ -35,13 +35,13 @@ def test_dense_form_follows_the_weights_dtype():
 def test_tap_matrix_counts_the_taps_inside_the_map():
     # 3x3 kernel, 2x2 map, padding 1: every output pixel sees all 4 input pixels, each through
     # a different tap; 4 outputs x 4 inputs = 16 ones, one per (input, output) column.
-    matrix = tap_matrix(2, 2, 3, 1, 1)
+    matrix = tap_matrix(2, 2, 3, 1)
     assert matrix.shape == (9, 16) and matrix.sum() == 16
     assert (matrix.sum(0) == 1).all()
     # input (0, 0) seen from output (1, 1) is the kernel's top-left tap (row 0)
     assert matrix[0, 0 * 4 + 3] == 1
     # a 7x7 kernel on a 1x1 map meets its only pixel at the centre tap
-    assert tap_matrix(1, 1, 7, 1, 3).nonzero().tolist() == [[24, 0]]
+    assert tap_matrix(1, 1, 7, 1).nonzero().tolist() == [[24, 0]]
 
 
 def test_dense_form_only_while_training_on_maps_smaller_than_the_kernel(monkeypatch):
