@@ -35,6 +35,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import os
 import struct
 import zipfile
@@ -608,3 +609,28 @@ def random_crop_flip(images: torch.Tensor, padding: int, flip: bool,
     rows = torch.arange(h).view(1, h, 1) + dy
     batch = torch.arange(n).view(n, 1, 1)
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+
+def random_erase(images: torch.Tensor, probability: float, generator: torch.Generator,
+                 area: tuple[float, float] = (0.02, 0.4), min_aspect: float = 0.3) -> torch.Tensor:
+    """Random erasing (Zhong et al., AAAI 2020, whose defaults these are): with
+    ``probability``, one rectangle of each image is replaced by uniform random pixel values.
+    Its share of the image's area is uniform in ``area``, its aspect ratio log-uniform in
+    [``min_aspect``, 1 / ``min_aspect``]; a side longer than the image is cut to it (where the
+    paper draws again). One draw per image, all from ``generator``."""
+    n, _, h, w = images.shape
+    share = torch.empty(n).uniform_(*area, generator=generator)
+    aspect = torch.empty(n).uniform_(math.log(min_aspect), -math.log(min_aspect),
+                                     generator=generator).exp()
+    eh = (share * h * w * aspect).sqrt().round().clamp(1, h).long()
+    ew = (share * h * w / aspect).sqrt().round().clamp(1, w).long()
+    top = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
+    left = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
+    chosen = torch.rand(n, generator=generator) < probability
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    mask = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
+            & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1))
+            & chosen.view(n, 1, 1))
+    noise = torch.randint(0, 256, images.shape, dtype=images.dtype, generator=generator)
+    return torch.where(mask.unsqueeze(1), noise, images)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from nas.config import TrainConfig
-from nas.data import Dataset, Split, normalize, random_crop_flip
+from nas.data import Dataset, Split, normalize, random_crop_flip, random_erase
 
 
 class Diverged(RuntimeError):
@@ -92,6 +92,8 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Datase
     for i in range(steps):
         idx = order[i * config.batch_size:(i + 1) * config.batch_size]
         batch = random_crop_flip(images[idx], config.crop_padding, config.flip, generator)
+        if config.erase:
+            batch = random_erase(batch, config.erase, generator)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, config.lr, config.warmup_fraction)
         loss = loss_fn(model(model_inputs(batch, data)), labels[idx])

@@ -11,7 +11,7 @@ from PIL import Image, ImageFile
 import nas.data
 from conftest import write_fashion_like, write_idx, write_image, write_image_folder
 from nas.data import (DataError, channel_stats, decode_image, default_cache_dir, load_dataset,
-                      normalize, random_crop_flip, read_idx, resize)
+                      normalize, random_crop_flip, random_erase, read_idx, resize)
 from nas.progress import Progress
 
 
@@ -75,6 +75,27 @@ def test_crop_and_flip_on_whole_batches():
     assert any(torch.equal(f[0], images[0].flip(-1)) for f in flipped)
     crops = random_crop_flip(images, 1, False, g)
     assert crops.shape == images.shape and crops.dtype == torch.uint8
+
+
+def test_random_erasing_replaces_one_rectangle_per_chosen_image():
+    images = torch.full((2000, 3, 28, 28), 7, dtype=torch.uint8)
+    assert torch.equal(random_erase(images, 0.0, torch.Generator().manual_seed(0)), images)
+    erased = random_erase(images, 0.5, torch.Generator().manual_seed(0))
+    assert erased.dtype == torch.uint8 and erased.shape == images.shape
+    assert torch.equal(erased, random_erase(images, 0.5, torch.Generator().manual_seed(0)))
+    changed = erased != 7
+    per_image = changed.any(1)  # (n, h, w)
+    # a pixel is erased in all channels or none (its noise is 7 in a channel one time in 256)
+    assert (per_image & ~changed.all(1)).sum() < 0.02 * per_image.sum()
+    hit = per_image.flatten(1).any(1)
+    assert abs(hit.float().mean().item() - 0.5) < 0.05
+    for mask in per_image[hit][:200]:
+        rows, cols = mask.any(1).nonzero(), mask.any(0).nonzero()
+        h, w = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        box = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.float().mean() > 0.9  # a filled rectangle (noise hits 7 one time in 256)
+        assert 0.02 * 784 * 0.7 <= h * w <= 0.4 * 784 * 1.2
+        assert 0.3 / 1.5 <= h / w <= 1.5 / 0.3
 
 
 # --- image folders, npz files, resizing, the cache, bad data, progress ---------------------
