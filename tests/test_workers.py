@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import sqlalchemy.exc
 
 from conftest import ROOT, search_command
 from nas.choice import Choice
 from nas.run import RunDir, RunRecord, load_best
 from nas.search import STATUS, Status, best_under_budget, open_study
-from nas.storage import WORKER
+from nas.storage import WORKER, open_storage
 from nas.workers import AUTO_MAX, Helpers, plan, worker_count
 
 TRIALS, WORKERS = 6, 2
@@ -124,10 +123,8 @@ def test_sigterm_stops_the_helpers_and_a_rerun_resumes(tmp_path, tiny_space, tin
         time.sleep(0.5)
         if not (tmp_path / "run" / "study.db").exists():
             continue
-        try:
-            trials = open_study(storage, "run").trials
-        except sqlalchemy.exc.SQLAlchemyError:  # the search is creating the file's tables
-            continue
+        # as a worker opens it: taking turns with the search to create the file's tables
+        trials = open_study(open_storage(storage), "run").trials
         trained = [t for t in trials if t.user_attrs.get(STATUS) == Status.TRAINED]
     helpers = _children(proc.pid)
     assert len(helpers) == WORKERS - 1
