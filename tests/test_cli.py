@@ -1,25 +1,22 @@
+import argparse
 import json
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+from conftest import ROOT, search_command
 from nas.arch import Arch
 from nas.choice import Choice
-import argparse
-
 from nas.cli import main
 from nas.data import load_dataset
 from nas.flags import budget_ms
 from nas.model import MobileNet, ModelConfig
 from nas.train import top1_accuracy
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("text, ms", [("20ms", 20.0), ("0.02s", 20.0), ("20", 20.0),
@@ -155,14 +152,14 @@ def test_front_info_counts_and_best_by_hand():
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, idx_dir, signum, code):
-    args = [sys.executable, str(ROOT / "run_search.py"), "--latency-budget", "1000ms",
-            "--data-dir", str(idx_dir), "--val-samples", "100", "--epochs", "1",
-            "--results-dir", str(tmp_path), "--run-name", "r",
-            "--sampler", "random", "--rung-epochs", "none", "--references", "none",
-            "--backend", "torch"]
+def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, tiny_space, tiny_data,
+                                                           tiny_lut, signum, code):
+    def command(trials: int) -> list[str]:
+        return [sys.executable, *search_command(tiny_space, tiny_data, tmp_path, "r", trials,
+                                                "--lut", str(tiny_lut))]
+
     # A shell that starts jobs in the background ignores SIGINT for them; undo that here.
-    proc = subprocess.Popen([*args, "--trials", "1000"], cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(command(1000), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     trials_csv = tmp_path / "r" / "trials.csv"
@@ -177,8 +174,8 @@ def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, idx_dir, si
     trials = pd.read_csv(trials_csv)
     done = (trials["status"] == "trained").sum()
     assert done >= 1 and "RUNNING" not in set(trials["state"])
-    rerun = subprocess.run([*args, "--trials", str(done + 1)], cwd=ROOT, capture_output=True,
-                           text=True, timeout=120)
+    rerun = subprocess.run(command(done + 1), cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert "existing study" not in rerun.stderr and "] A new study" not in err  # Optuna's INFO
     trials = pd.read_csv(trials_csv)
