@@ -7,10 +7,10 @@ The README's comparison of `mobilenetv3-28px` and `mobilenetv3-28px-s1` ran this
 side, one training thread each, on the default run's best network:
 ``benchmarks/final_training.py results/<run> --space mobilenetv3-28px --out /tmp/s2`` and the
 same with ``--space mobilenetv3-28px-s1 --out /tmp/s1``; the recipe comparison ran it side by side
-with ``--epochs 30`` and the changed settings; the 20-epoch stride-1 training ran it alone with
-trial 29's ``--arch`` and ``--space mobilenetv3-28px-s1 --epochs 20 --threads 2``. Prints the
-architecture, the recipe, the test accuracy and the training seconds; ``<out>/final/curve.csv``
-has the curve.
+with ``--epochs 30`` and the changed settings; the 20- and 30-epoch stride-1 trainings ran it
+alone with trial 29's ``--arch`` and ``--space mobilenetv3-28px-s1 --epochs 20`` (or ``30``)
+``--threads 2``. Prints the architecture, the recipe, the test accuracy and the training
+seconds; ``<out>/final/curve.csv`` has the curve.
 Run: ``.venv/bin/python benchmarks/final_training.py RUN --out DIR [--space SPACE] [--arch ARCH]
 [--epochs 10] [--weight-decay W] [--erase P]``.
 """
