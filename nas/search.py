@@ -28,6 +28,7 @@ from nas.halving import RungResult, next_promotion
 from nas.latency.predict import Prediction
 from nas.run import BestNetwork
 from nas.sampling import TrialSeeded
+from nas.signals import hold_stops
 from nas.space import SearchSpace
 from nas.storage import WorkerStorage
 from nas.train import Diverged
@@ -168,8 +169,14 @@ def run_trial(study: optuna.Study, space: SearchSpace, latency: LatencyPredictor
               rungs: Sequence[float]) -> FrozenTrial:
     """Ask for one candidate (a queued promotion first), train it for its rung's epochs unless
     it is over the budget, tell the study; returns the finished trial."""
-    trial = study.ask()
+    release = hold_stops()  # a stop inside ask() would leave the trial it created RUNNING
     try:
+        trial = study.ask()
+    except BaseException:
+        release()
+        raise
+    try:
+        release()  # a stop that came during ask() is raised here, where the trial gets closed
         rung = int(trial.user_attrs.get(RUNG, 0))
         trial.set_user_attr(RUNG, rung)
         trial.set_user_attr(EPOCHS, rungs[rung])

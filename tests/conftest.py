@@ -129,7 +129,7 @@ def search_command(space: Path, data: Path, results: Path, run_name: str, trials
     halving rungs; a later ``--rung-epochs`` in ``extra`` wins), random sampler, a budget nothing
     exceeds, one training thread."""
     return [str(ROOT / "run_search.py"), "--latency-budget", "1000ms", "--space", str(space),
-            "--data-dir", str(data), "--val-samples", "100", "--epochs", "1", "--rung-epochs", "none", "--references", "none",
-            "--sampler",
-            "random", "--train-threads", "1", "--results-dir", str(results), "--run-name",
-            run_name, "--trials", str(trials), *extra]
+            "--data-dir", str(data), "--val-samples", "100", "--epochs", "1",
+            "--rung-epochs", "none", "--references", "none", "--sampler", "random",
+            "--train-threads", "1", "--results-dir", str(results), "--run-name", run_name,
+            "--trials", str(trials), *extra]

@@ -1,3 +1,5 @@
+import signal
+
 import optuna
 import pytest
 
@@ -129,3 +131,28 @@ def test_over_budget_candidates_are_pruned_without_values(tmp_path):
     assert over and all(t.state == optuna.trial.TrialState.PRUNED and t.values is None
                         and t.constraints["latency_budget"] > 0 for t in over)
     assert {t.number for t in study.best_trials}.isdisjoint(t.number for t in over)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_stop_inside_ask_still_closes_the_trial_it_created(tmp_path, stop):
+    """The window CI once hit: the stop lands after ask() has written the trial's row, before
+    run_trial holds the trial; it must still end FAIL (interrupted), not stay RUNNING."""
+    study = _study(tmp_path, sampler="random")
+    ask = study.ask
+
+    def ask_then_stop():
+        trial = ask()
+        signal.raise_signal(stop)
+        return trial
+
+    study.ask = ask_then_stop
+    previous = signal.signal(stop, signal.default_int_handler)  # either stop raises
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_trial(study, load_space(LARGE_SPACE), BlockCountLatency(), FakeEvaluator(),
+                      SearchConfig(budget_ms=100, trials=1), SINGLE)
+    finally:
+        signal.signal(stop, previous)
+    [trial] = study.trials
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs[STATUS] == Status.INTERRUPTED
