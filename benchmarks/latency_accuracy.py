@@ -1,10 +1,11 @@
 """How well the latency table predicts whole networks it was not calibrated on.
 
 Profiles the default space afresh on this machine (timing the whole build: the issue's 15-minute
-goal), times held-out random networks end to end twice (round-robin, see `nas.latency.measure`), and prints nn-Meter's
-figures: share within +-5% and +-10%, MAPE, Spearman, next to the noise floor (the same figures
-for the second measurement against the first), and how much of the error is one shift of the
-machine's speed since the table was built. Writes a predicted-vs-measured plot. Run: ``.venv/bin/python benchmarks/latency_accuracy.py``.
+goal), times held-out random networks end to end twice (round-robin, see
+`nas.latency.measure`), and prints nn-Meter's figures: share within +-5% and +-10%, MAPE,
+Spearman, next to the noise floor (the same figures for the second measurement against the
+first), and how much of the error is one shift of the machine's speed since the table was built.
+Writes a predicted-vs-measured plot. Run: ``.venv/bin/python benchmarks/latency_accuracy.py``.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def main() -> None:
                    name="raw sum", marker={"symbol": "x", "color": "#999"}),
         *(go.Scatter(x=[low, top], y=[low * f, top * f], mode="lines", name=label,
                      line={"dash": dash, "color": "black", "width": 1})
-          for f, label, dash in ((1, "exact", "solid"), (1.1, "+10%", "dot"), (0.9, "-10%", "dot")))])
+          for f, label, dash in ((1, "exact", "solid"), (1.1, "+10%", "dot"),
+                                 (0.9, "-10%", "dot")))])
     fig.update_layout(title=f"predicted vs measured latency, {target.describe()}",
                       xaxis_title="measured (ms)", yaxis_title="predicted (ms)",
                       xaxis_range=[low, top], yaxis_range=[low, top],

@@ -107,7 +107,8 @@ def main() -> None:
         hv = [row[arm]["hypervolume"] for row in done]
         evaluated = [row[arm]["evaluated"] for row in done]
         best = [100 * row[arm]["best"] for row in done if row[arm]["best"] is not None]
-        print(f"{arm}: hypervolume {statistics.mean(hv):.4f} +- {statistics.stdev(hv) if len(hv) > 1 else 0.0:.4f} "
+        spread = statistics.stdev(hv) if len(hv) > 1 else 0.0
+        print(f"{arm}: hypervolume {statistics.mean(hv):.4f} +- {spread:.4f} "
               f"over {len(hv)} seeds; evaluated {statistics.mean(evaluated):.1f} candidates a "
               f"run, {statistics.mean(row[arm]['top_rung'] for row in done):.1f} at the top "
               f"rung; best {statistics.mean(best) if best else float('nan'):.2f}%")

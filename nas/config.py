@@ -78,8 +78,9 @@ class TrainConfig:
 
 # The final training's recipe: the proxy's, made for long training. Random crops (padding 2 px)
 # cost 5 points in a 2-epoch run, too short to learn through them, but are the usual regulariser
-# of long training (their gain here is not measured yet); the rest (SGD with Nesterov momentum, lr 0.1 at batch 128, cosine
-# with warm-up, label smoothing 0.1, weight decay 4e-5, batch-norm re-estimation) is shared.
+# of long training (their gain here is not measured yet); the rest (SGD with Nesterov momentum,
+# lr 0.1 at batch 128, cosine with warm-up, label smoothing 0.1, weight decay 4e-5, batch-norm
+# re-estimation) is shared.
 # Its epochs are `FinalConfig.epochs`.
 FINAL_RECIPE = TrainConfig(crop_padding=2)
 

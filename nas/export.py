@@ -28,7 +28,8 @@ class ExportError(UserError):
     """An exported runtime whose outputs disagree with PyTorch."""
 
 
-def _torchscript(model: MobileNet, x: torch.Tensor, out: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+def _torchscript(model: MobileNet, x: torch.Tensor,
+                 out: Path) -> Callable[[torch.Tensor], torch.Tensor]:
     path = out / "model.torchscript.pt"
     with atomic_path(path) as tmp:
         tmp.write_bytes(to_torchscript(model, x))

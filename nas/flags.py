@@ -48,7 +48,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, exclude: Iterable[s
             continue
         required = f.default is MISSING and f.name not in defaults
         default = defaults.get(f.name, None if f.default is MISSING else f.default)
-        help_text = spec.help if required or default is None else f"{spec.help} (default: {default})"
+        help_text = (spec.help if required or default is None
+                     else f"{spec.help} (default: {default})")
         help_text = help_text.replace("%", "%%")  # argparse formats help with %
         parser.add_argument(spec.name or "--" + f.name.replace("_", "-"), *spec.aliases,
                             dest=f.name, default=default, required=required, help=help_text,

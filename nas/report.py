@@ -20,7 +20,8 @@ from nas.search import (ARCH, EPOCHS, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON
 from nas.time_model import pace
 
 COLUMNS = ["number", "state", "status", "rung", "epochs", "reached_epochs", "accuracy",
-           "latency_ms", "latency_err_ms", "measured_latency_ms", "macs", "params", "train_seconds", "arch", "reason"]
+           "latency_ms", "latency_err_ms", "measured_latency_ms", "macs", "params",
+           "train_seconds", "arch", "reason"]
 
 
 def trials_frame(trials: list[FrozenTrial],

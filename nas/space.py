@@ -93,7 +93,8 @@ class SearchSpace:
                 itertools.product(self.kernels, self.expansions, self.se, self.activations)]
 
     def build(self, depths: Sequence[int], choices: Sequence[Sequence[Choice]]) -> Arch:
-        """The architecture with ``depths[i]`` blocks in stage i, block j using ``choices[i][j]``."""
+        """The architecture with ``depths[i]`` blocks in stage i, block j using
+        ``choices[i][j]``."""
         blocks = list(self.fixed_blocks)
         for stage, depth, stage_choices in zip(self.stages, depths, choices, strict=True):
             for j in range(depth):
@@ -108,7 +109,8 @@ class SearchSpace:
             depth = int(trial.suggest_categorical(f"s{i}_depth", list(stage.depths)))
             depths.append(depth)
             choices.append([
-                Choice(kernel=int(trial.suggest_categorical(f"s{i}_b{j}_kernel", list(self.kernels))),
+                Choice(kernel=int(trial.suggest_categorical(f"s{i}_b{j}_kernel",
+                                                            list(self.kernels))),
                        expansion=float(trial.suggest_categorical(f"s{i}_b{j}_expansion",
                                                                  list(self.expansions))),
                        se=bool(trial.suggest_categorical(f"s{i}_b{j}_se", list(self.se))),
@@ -240,7 +242,8 @@ class _Reader:
             isinstance(v, kind) and not (kind is not bool and isinstance(v, bool)) and check(v)
             for v in value)
         if not ok:
-            raise self.fail(key, f"expected a non-empty list of valid {getattr(kind, '__name__', 'number')} values, "
+            kind_name = getattr(kind, "__name__", "number")
+            raise self.fail(key, f"expected a non-empty list of valid {kind_name} values, "
                                  f"got {value!r}")
         if len(set(value)) != len(value):
             raise self.fail(key, f"duplicate choices in {value!r}")
@@ -286,11 +289,13 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> SearchSpace:
         stem=Stem(channels=stem.positive_int("channels"),
                   activation=stem.activation("activation", "hswish"),
                   stride=stem.stride("stride", 2)),
-        fixed_blocks=tuple(_block(_Reader(path, b, f"fixed_blocks[{i}].")) for i, b in enumerate(fixed)),
+        fixed_blocks=tuple(_block(_Reader(path, b, f"fixed_blocks[{i}]."))
+                           for i, b in enumerate(fixed)),
         stages=tuple(stages),
         kernels=choices.choice_list("kernel", int, lambda v: v >= 1 and v % 2 == 1),
         expansions=tuple(float(v) for v in choices.choice_list(
-            "expansion", (int, float), lambda v: math.isfinite(v) and v >= 1)),  # type: ignore[arg-type]
+            "expansion", (int, float),  # type: ignore[arg-type]
+            lambda v: math.isfinite(v) and v >= 1)),
         se=choices.choice_list("se", bool),
         activations=choices.choice_list("activation", str, lambda v: v in ACTIVATIONS),
         head=Head(channels=head.positive_int("channels"), features=head.positive_int("features"),

@@ -59,4 +59,5 @@ def test_invalid_choices_are_refused_by_the_dataclasses():
 
 
 def test_make_divisible_matches_the_reference_rule():
-    assert [make_divisible(v) for v in (16 * 4.5, 24 * 3.67, 80 * 2.3, 7, 100)] == [72, 88, 184, 8, 104]
+    values = (16 * 4.5, 24 * 3.67, 80 * 2.3, 7, 100)
+    assert [make_divisible(v) for v in values] == [72, 88, 184, 8, 104]

@@ -139,7 +139,8 @@ from nas.latency.target import Target
 from nas.model import MobileNet, ModelConfig
 from nas.space import load_space, resolve_space
 target = Target.here(allocator=sys.argv[1])
-run = build_runner(target, MobileNet(load_space(resolve_space("mobilenetv3")).covering_archs()[0], ModelConfig()), 1, 224)
+arch = load_space(resolve_space("mobilenetv3")).covering_archs()[0]
+run = build_runner(target, MobileNet(arch, ModelConfig()), 1, 224)
 time_round_robin([run], threads=1, warmup=1, rounds=2, runs=1)
 torch.set_num_threads(1)
 for _ in range(3):

@@ -37,7 +37,8 @@ def test_expansion_one_skips_the_expansion_conv_and_se_adds_a_gate():
 
 
 def test_macs_match_a_hand_count():
-    # stem 3x3 s2 1->8 on 8x8 -> 4x4; block e2 (16 hidden) k3 s1 8->8; head 1x1 8->32, fc 32->16, 16->10
+    # stem 3x3 s2 1->8 on 8x8 -> 4x4; block e2 (16 hidden) k3 s1 8->8; head 1x1 8->32,
+    # fc 32->16, 16->10
     arch = Arch.from_string("stem_c8_re-ir_k3_e2_c8_s1_re-head_c32_f16_re")
     model = MobileNet(arch, ModelConfig(in_channels=1, num_classes=10))
     hand = (16 * 8 * 9 * 1  # stem: 16 outputs x 8 channels x 3x3x1

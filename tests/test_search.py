@@ -66,7 +66,8 @@ def test_rerun_resumes_and_trials_count_trained_candidates(tmp_path):
            SearchConfig(budget_ms=16, trials=3), SINGLE)
     study = _study(tmp_path)
     assert trained_count(study) == 3
-    search(study, load_space(LARGE_SPACE), BlockCountLatency(), evaluator, SearchConfig(budget_ms=16, trials=5), SINGLE)
+    search(study, load_space(LARGE_SPACE), BlockCountLatency(), evaluator,
+           SearchConfig(budget_ms=16, trials=5), SINGLE)
     assert trained_count(_study(tmp_path)) == 5 and len(evaluator.seen) == 5
 
 
@@ -84,8 +85,9 @@ def test_same_seed_same_trials(tmp_path):
     runs = []
     for name in ("a", "b"):
         evaluator = FakeEvaluator()
-        search(open_study(f"sqlite:///{tmp_path / name}.db", name, make_sampler("tpe", 3)), load_space(LARGE_SPACE),
-               BlockCountLatency(), evaluator, SearchConfig(budget_ms=16, trials=4, seed=3), SINGLE)
+        study = open_study(f"sqlite:///{tmp_path / name}.db", name, make_sampler("tpe", 3))
+        search(study, load_space(LARGE_SPACE), BlockCountLatency(), evaluator,
+               SearchConfig(budget_ms=16, trials=4, seed=3), SINGLE)
         runs.append([(a.to_string(), s) for a, s in evaluator.seen])
     assert runs[0] == runs[1]
 

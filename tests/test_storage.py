@@ -32,7 +32,8 @@ def test_storage_urls_that_cannot_be_opened_say_why_in_one_line(url, message):
 def test_the_command_line_says_it_in_one_line_and_exits_2(tmp_path, idx_dir):
     r = subprocess.run([sys.executable, str(ROOT / "run_search.py"), "--latency-budget", "20ms",
                         "--data-dir", str(idx_dir), "--val-samples", "100",
-                        "--results-dir", str(tmp_path), "--storage", "postgresql://nas@127.0.0.1:1/nas"],
+                        "--results-dir", str(tmp_path),
+                        "--storage", "postgresql://nas@127.0.0.1:1/nas"],
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "cannot open the database" in r.stderr

@@ -44,8 +44,8 @@ class Target:
         "latency target's intra-op threads", type=positive_int))
     batch: int = 1  # single-image latency, as deployed on a device
     input_size: int = field(default=224, metadata=flag(
-        "latency target resolution (default: the space's)", name="--latency-input-size", aliases=("--input-size",),
-        type=positive_int))
+        "latency target resolution (default: the space's)", name="--latency-input-size",
+        aliases=("--input-size",), type=positive_int))
     dtype: str = "float32"
     allocator: str = field(default="steady", metadata=flag(
         "memory allocator while timing: 'steady' keeps freed memory for reuse (glibc mallopt, "
@@ -112,7 +112,8 @@ class Target:
             {"onnxruntime_session": onnxruntime_options(self.threads),
              "onnxruntime_providers": list(ONNXRUNTIME_PROVIDERS)})
         return {"backend": self.backend, "software": self.software, "device": self.device,
-                "threads": self.threads, "cores": list(self.cores), "batch": self.batch, "input_size": self.input_size,
+                "threads": self.threads, "cores": list(self.cores), "batch": self.batch,
+                "input_size": self.input_size,
                 "input_shape": [self.batch, in_channels, self.input_size, self.input_size],
                 "dtype": self.dtype, "memory_format": MEMORY_FORMAT, **backend,
                 "allocator": {"name": self.allocator, "mallopt": mallopt,
@@ -121,5 +122,5 @@ class Target:
     def describe(self) -> str:
         pinning = f"on core(s) {cores_text(self.cores)}" if self.cores else "unpinned"
         return (f"{self.device}, {self.software or self.backend}, {self.threads} thread(s) "
-                f"{pinning}, batch {self.batch}, {self.input_size}x{self.input_size}, {self.dtype}, "
-                f"{self.allocator} allocator")
+                f"{pinning}, batch {self.batch}, {self.input_size}x{self.input_size}, "
+                f"{self.dtype}, {self.allocator} allocator")
