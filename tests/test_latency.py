@@ -11,12 +11,14 @@ import torch
 from conftest import LARGE_SPACE, search_command
 from nas.arch import Arch
 from nas.cli import main
+from nas.commands.common import lut_info
 from nas.latency.calibrate import Calibration, fit_calibration
 from nas.latency.layers import Layer, arch_layers
 from nas.errors import UserError
 from nas.latency.measure import (Timing, build_runner, pinned, summarize, time_round_robin,
                                  torch_threads)
 from nas.latency.predict import LatencyModel
+from nas.latency.profile import poor_table_warning
 from nas.latency.table import SCHEMA_VERSION, LatencyTable, TableError
 from nas.latency.target import Target
 from nas.latency.validate import agreement
@@ -200,6 +202,29 @@ def test_prediction_is_the_calibrated_sum_of_layers():
     assert p.latency_ms == pytest.approx(13.0) and p.error_ms == pytest.approx(1.3)
     with pytest.raises(TableError, match="not in the latency table"):
         LatencyModel(_table({}), 1, 10).predict(SMALL)
+
+
+def test_a_table_that_fails_its_held_out_check_is_flagged_with_what_to_do(tmp_path):
+    """The s1 table built on a busy VM (stop 22): 1 of 10 held-out networks within +-10%."""
+    keys = [l.key for l in arch_layers(SMALL, 32, 1, 10)]
+    table = _table({k: 1.0 for k in keys}, Calibration(0.1, {"stem": 1.1}, 0.11, 20))
+    table.validation = agreement([1.0, 1.3, 2.6, 4.0], [1.05, 1.0, 2.0, 5.0])  # 1 of 4 in 10%
+    path = tmp_path / "lut.json"
+    table.save(path)
+    assert table.validation.poor
+    assert poor_table_warning(path, table.validation) == (
+        f"warning: {path} puts only 25% of its 4 held-out networks within +-10% of their "
+        "measured latency (MAPE 21.2%): the machine was probably busy while it was timed, and "
+        "predictions from it are that far off; rebuild it on a quiet machine (delete the file "
+        "and run again)")
+    assert lut_info(path, table).calibration.endswith(
+        "25% within +-10%, MAPE 21.2% (poor: timed on a busy machine, most likely; rebuild the "
+        "table on a quiet one)")
+    table.validation = agreement([1.0, 2.1, 2.9, 4.0], [1.0, 2.0, 3.0, 5.0])  # 3 of 4: 75%
+    assert table.validation.poor
+    table.validation = agreement([1.0, 2.1, 2.9, 4.6], [1.0, 2.0, 3.0, 5.0])  # 4 of 4
+    assert not table.validation.poor
+    assert lut_info(path, table).calibration.endswith("100% within +-10%, MAPE 4.1%")
 
 
 def test_table_round_trips_and_bad_tables_are_refused(tmp_path):

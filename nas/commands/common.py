@@ -42,6 +42,9 @@ def lut_info(path: Path, table: LatencyTable) -> LutInfo:
     if v is not None:
         calibration += (f"; on {v.count} held-out networks {100 * v.within_10:.0f}% within "
                         f"+-10%, MAPE {100 * v.mape:.1f}%")
+        if v.poor:
+            calibration += (" (poor: timed on a busy machine, most likely; rebuild the table "
+                            "on a quiet one)")
     return LutInfo(path=str(path), sha256=file_hash(path), calibration=calibration,
                    speed_probe_ms=None if table.speed_probe is None
                    else table.speed_probe.median_ms)

@@ -19,7 +19,7 @@ from nas.latency.measure import (Runner, Timing, build_runner, time_round_robin,
 from nas.latency.predict import LatencyModel
 from nas.latency.table import LatencyTable, TableError
 from nas.latency.target import Target
-from nas.latency.validate import agreement
+from nas.latency.validate import Agreement, agreement
 from nas.model import MobileNet, ModelConfig
 from nas.progress import Progress
 from nas.space import SearchSpace, random_archs
@@ -140,6 +140,8 @@ def profile_space(path: Path, space: SearchSpace, target: Target, model_config: 
         timed_now = measure_layers(table, layers, path, config)
         if table.calibration is None:
             calibrate(table, *calibration_sets(space, config), model_config, path, config)
+            if table.validation is not None and table.validation.poor:
+                print(poor_table_warning(path, table.validation), file=sys.stderr)
         elif check and not timed_now:
             check_speed(path, table, config)
         return table
@@ -164,6 +166,15 @@ def check_speed(path: Path, table: LatencyTable, config: ProfileConfig) -> float
                 "table's by about as much: rebuild the table (delete the file) if it persists")
     print(line, file=sys.stderr)
     return ratio
+
+
+def poor_table_warning(path: Path, validation: Agreement) -> str:
+    """One line for a table that failed its own held-out check: what it says, and what to do."""
+    return (f"warning: {path} puts only {100 * validation.within_10:.0f}% of its "
+            f"{validation.count} held-out networks within +-10% of their measured latency (MAPE "
+            f"{100 * validation.mape:.1f}%): the machine was probably busy while it was timed, "
+            "and predictions from it are that far off; rebuild it on a quiet machine (delete the "
+            "file and run again)")
 
 
 def calibration_sets(space: SearchSpace, config: ProfileConfig) -> tuple[list[Arch], list[Arch]]:

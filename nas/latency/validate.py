@@ -7,6 +7,11 @@ from dataclasses import asdict, dataclass
 
 from nas.stats import spearman
 
+# A table just built that puts fewer of its held-out networks than this within +-10% was timed on
+# a busy machine every time it was seen here (10-50% busy, 90-100% quiet, README "Noise" and "How
+# good is the latency axis").
+TRUSTED_WITHIN_10 = 0.8
+
 
 @dataclass(frozen=True)
 class Agreement:
@@ -21,6 +26,11 @@ class Agreement:
         return (f"{self.count} networks: {100 * self.within_5:.1f}% within +-5%, "
                 f"{100 * self.within_10:.1f}% within +-10%, MAPE {100 * self.mape:.2f}%, "
                 f"max {100 * self.max_error:.1f}%, Spearman {self.spearman:.3f}")
+
+    @property
+    def poor(self) -> bool:
+        """Fewer than `TRUSTED_WITHIN_10` of the networks within +-10%."""
+        return self.within_10 < TRUSTED_WITHIN_10
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
