@@ -15,8 +15,9 @@ from nas.flags import (budget_ms, comma_list, flag, float_list, percent, positiv
 SAMPLERS = ("tpe", "nsga2", "random")  # built by `nas.search.make_sampler`
 REFERENCE_NAMES = ("mobilenetv3-large", "mobilenetv3-small")  # `nas.references.REFERENCES`
 # Mean std over 3 seeds of the default proxy's validation accuracy, in points, on 6 architectures
-# spread over the default space (Fashion-MNIST, 28 px; benchmarks/proxy_fidelity.py, README:
-# 0.49 points, against 0.74 between the architectures' means).
+# spread over `mobilenetv3-28px` (Fashion-MNIST, 28 px; benchmarks/proxy_fidelity.py, README:
+# 0.49 points, against 0.74 between the architectures' means). Not yet measured on the default
+# space, `mobilenetv3-28px-s1`, which has the same choices with a stride-1 stem.
 SEED_STD = 0.49
 
 
@@ -133,8 +134,9 @@ class SearchConfig:
     seed_std: float = field(default=SEED_STD, metadata=flag(
         "seed noise of a candidate's validation accuracy, in points (the std over training "
         "seeds); drawn as error bars and used to say which candidates differ by more than "
-        "noise. The default was measured for the default proxy, space and data by "
-        "benchmarks/proxy_fidelity.py: measure yours with it", type=float))
+        "noise. The default was measured for the default proxy and data on mobilenetv3-28px "
+        "(the default space's stride-2 twin) by benchmarks/proxy_fidelity.py: measure yours "
+        "with it", type=float))
     max_rejections: int = 2000  # consecutive over-budget samples before giving up
 
     def rungs(self, top_epochs: float) -> tuple[float, ...]:

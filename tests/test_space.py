@@ -4,7 +4,7 @@ import optuna
 import pytest
 
 from conftest import LARGE_SPACE
-from nas.space import SHIPPED_SPACES, SpaceError, load_space, random_archs
+from nas.space import SHIPPED_SPACES, SpaceError, load_space, random_archs, resolve_space
 
 GOOD = Path(__file__).resolve().parent.parent / "search_spaces" / "mobilenetv3.yaml"
 
@@ -115,7 +115,7 @@ def test_invisible_kernels_are_found_where_maps_are_too_small():
     problems = large.invisible_kernels(28)
     assert any(p.startswith("stage 5 sees 1x1 maps") for p in problems)
     assert large.stage_input_sizes(28)[2] == (4, 2)
-    small = load_space()  # the default, for 28-32 px data
+    small = load_space(resolve_space("mobilenetv3-28px"))  # stride-2 stem, for 28-32 px data
     assert small.stage_input_sizes(28) == [(14, 7), (7, 4), (4, 4), (4, 4)]
     assert small.invisible_kernels(32) == []
     # at 24 px the last stages see 3x3 maps: kernel 7 adds nothing to kernel 5 there
