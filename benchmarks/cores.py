@@ -1,9 +1,10 @@
 """Do this machine's cores run a network at one speed? The same random networks of the default
 space, timed pinned to each core in turn, alternating cores round after round in one process.
 
-Prints, per core, the median latency of each network and its ratio to the fastest core. A table
-is true of the cores it was timed on (`Target.cores`); where cores differ, a process that is not
-pinned times whichever one the scheduler gives it. Run::
+Prints, per core, the median latency of each network and its ratio to the fastest core, and
+appends them to ``benchmarks/results/cores.jsonl``. A table is true of the cores it was timed on
+(`Target.cores`); where cores differ, a process that is not pinned times whichever one the
+scheduler gives it. Run::
 
     .venv/bin/python benchmarks/cores.py [--networks 5] [--rounds 6]
 """
@@ -18,6 +19,7 @@ from nas.latency.target import Target
 from nas.model import MobileNet, ModelConfig
 from nas.space import load_space, random_archs
 from nas.time_model import usable_cores
+from record import append
 
 
 def main() -> None:
@@ -45,10 +47,17 @@ def main() -> None:
     fastest = [min(medians[c][i] for c in cores) for i in range(len(archs))]
     print(f"{target.device}, {target.software}, 1 thread, {space.resolution} px, "
           f"{len(archs)} networks, {args.rounds} rounds alternating cores {cores}")
+    ratio = {}
     for core in cores:
         ratios = [m / f for m, f in zip(medians[core], fastest, strict=True)]
+        ratio[core] = statistics.median(ratios)
         print(f"core {core}: " + ", ".join(f"{m:.2f}" for m in medians[core])
-              + f" ms; median ratio to the fastest core {statistics.median(ratios):.2f}")
+              + f" ms; median ratio to the fastest core {ratio[core]:.2f}")
+    append("cores", {"space": space.name, "resolution": space.resolution,
+                     "target": target.describe(), "networks": [a.to_string() for a in archs],
+                     "rounds": args.rounds,
+                     "median_ms": {str(c): medians[c] for c in cores},
+                     "median_ratio_to_fastest": {str(c): ratio[c] for c in cores}}, threads=1)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ same with ``--space mobilenetv3-28px-s1 --out /tmp/s1``; the recipe comparison r
 with ``--epochs 30`` and the changed settings; the 20- and 30-epoch stride-1 trainings ran it
 alone with trial 29's ``--arch`` and ``--space mobilenetv3-28px-s1 --epochs 20`` (or ``30``)
 ``--threads 2``. Prints the architecture, the recipe, the test accuracy and the training
-seconds; ``<out>/final/curve.csv`` has the curve.
+seconds, and appends them with the curve to ``benchmarks/results/final_training.jsonl``;
+``<out>/final/curve.csv`` has the curve too.
 Run: ``.venv/bin/python benchmarks/final_training.py RUN --out DIR [--space SPACE] [--arch ARCH]
 [--epochs 10] [--weight-decay W] [--erase P]``.
 """
@@ -18,6 +19,7 @@ Run: ``.venv/bin/python benchmarks/final_training.py RUN --out DIR [--space SPAC
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +31,7 @@ from nas.final import Training, all_training_images, train_final
 from nas.run import BestNetwork, RunDir, RunRecord, load_best
 from nas.space import SearchSpace, load_space, resolve_space
 from nas.train import use_threads
+from record import append
 
 
 def on_stride_plan(arch: Arch, space: SearchSpace) -> Arch:
@@ -72,12 +75,18 @@ def main() -> None:
     training = Training(arch, record.search.seed, replace(recipe, **changes))
     data = all_training_images(run_data(record, None, train_samples=None),
                                record.data_info.mean, record.data_info.std)
-    print(f"{arch.to_string()}, {use_threads(args.threads)} thread(s), recipe "
-          f"{training.config}", flush=True)
+    threads = use_threads(args.threads)
+    print(f"{arch.to_string()}, {threads} thread(s), recipe {training.config}", flush=True)
     result = train_final(RunDir(args.out), replace(best, arch=arch), data, record.model,
                          training)
     print(f"test accuracy {100 * result.test_accuracy:.2f}% after {result.epochs} epochs, "
           f"{result.train_seconds:.0f} s")
+    with RunDir(args.out).final_curve.open() as f:
+        curve = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    row = {k: (None if isinstance(v, float) and math.isnan(v) else v)
+           for k, v in result.to_dict().items()}
+    append("final_training", {**row, "search_run": str(args.run), "space": args.space,
+                              "changes": changes, "curve": curve}, threads=threads)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """How well the latency table predicts whole networks it was not calibrated on.
 
-Profiles the default space afresh on this machine (timing the whole build: the issue's 15-minute
-goal), times held-out random networks end to end twice (round-robin, see
-`nas.latency.measure`), and prints nn-Meter's figures: share within +-5% and +-10%, MAPE,
-Spearman, next to the noise floor (the same figures for the second measurement against the
-first), and how much of the error is one shift of the machine's speed since the table was built.
-Writes a predicted-vs-measured plot. Run: ``.venv/bin/python benchmarks/latency_accuracy.py``.
+Profiles a space (the default unless ``--space``) afresh on this machine (timing the whole
+build: the issue's 15-minute goal), times held-out random networks end to end twice
+(round-robin, see `nas.latency.measure`), and prints nn-Meter's figures: share within +-5% and
++-10%, MAPE, Spearman, next to the noise floor (the same figures for the second measurement
+against the first), and how much of the error is one shift of the machine's speed since the
+table was built. Appends the figures to ``benchmarks/results/latency_accuracy.jsonl``; the
+table and a predicted-vs-measured plot go to ``<results-dir>/benchmarks/`` (not committed).
+Run: ``.venv/bin/python benchmarks/latency_accuracy.py [--space mobilenetv3]``.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from nas.latency.table import TableError, default_path
 from nas.latency.target import Target
 from nas.latency.validate import agreement
 from nas.model import ModelConfig
-from nas.space import load_space, random_archs
+from nas.space import load_space, random_archs, resolve_space
+from record import append
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default=None, help="space name or YAML (default: the default)")
     parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--networks", type=int, default=50, help="held-out networks")
@@ -36,7 +40,7 @@ def main() -> None:
     parser.add_argument("--lut", type=Path, help="score this table instead of profiling afresh")
     args = parser.parse_args()
 
-    space = load_space()
+    space = load_space(resolve_space(args.space))
     target = Target.here(backend=args.backend, threads=args.threads,
                          input_size=space.resolution)
     config, model_config = ProfileConfig(), ModelConfig(in_channels=1, num_classes=10)
@@ -80,6 +84,16 @@ def main() -> None:
     print(f"median predicted/measured: {bias:.3f}; calibrated with that shift removed: "
           f"{unbiased.describe()}")
     print(f"noise floor (a second measurement vs the first): {noise.describe()}")
+    append("latency_accuracy", {
+        "space": space.name, "target": target.describe(), "backend": args.backend,
+        "table": str(path), "layers": len(table.entries),
+        "profile_s": None if args.lut else profile_s,
+        "own_check": None if table.validation is None else table.validation.to_dict(),
+        "measured_ms": {"min": min(measured), "median": statistics.median(measured),
+                        "max": max(measured)},
+        "calibrated": calibrated.to_dict(), "raw_sum": raw.to_dict(),
+        "median_predicted_over_measured": bias, "calibrated_without_shift": unbiased.to_dict(),
+        "noise_floor": noise.to_dict()}, threads=args.threads)
 
     out = args.results_dir / "benchmarks" / f"latency-{args.backend}-{target.fingerprint()}.html"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,18 +5,16 @@ layer as ``nn.Conv2d`` (oneDNN's kernel sweep) and with `nas.depthwise.Depthwise
 dense form on maps smaller than the kernel), taking turns in one process so that the machine's
 drift falls on both; prints milliseconds a step (medians of the rounds) and their ratio per
 network, then the median ratio. Then the same for evaluation's batch size (256 against 1000).
+Appends the figures to ``benchmarks/results/train_speed.jsonl``.
 Run: ``.venv/bin/python benchmarks/train_speed.py [--networks 6] [--rounds 3] [--threads 1]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -27,8 +25,7 @@ from nas.depthwise import DepthwiseConv2d
 from nas.model import MobileNet, ModelConfig
 from nas.space import load_space, random_archs, resolve_space
 from nas.train import seeded, start_training, top1_accuracy, train_epoch, use_threads
-
-OUT = Path(__file__).resolve().parent.parent / "results" / "benchmarks" / "train_speed.jsonl"
+from record import append, load
 
 
 def plain(model: nn.Module) -> nn.Module:
@@ -70,7 +67,7 @@ def main() -> None:
     data = load_dataset("fashion-mnist", args.data_dir, train_samples=10_000,
                         resolution=space.resolution)
     config = TrainConfig()
-    load = os.getloadavg()[0]
+    load_at_start = load()[0]
     ratios = []
     for i, arch in enumerate(random_archs(space, args.networks, args.seed)):
         times: dict[str, list[float]] = {"plain": [], "dense": []}
@@ -90,19 +87,17 @@ def main() -> None:
         for batch in evals:
             evals[batch].append(eval_s(model, data, batch))
     eval_1000, eval_256 = (statistics.median(evals[b]) for b in (1000, 256))
-    record = {"space": space.name, "threads": args.threads, "networks": args.networks,
-              "rounds": args.rounds, "steps": args.steps, "batch": config.batch_size,
-              "median_speedup": statistics.median(ratios), "speedups": ratios,
-              "eval_s_batch_1000": eval_1000, "eval_s_batch_256": eval_256,
-              "val_images": len(data.val), "load_average": load,
-              "torch": torch.__version__}
-    print(f"median speed-up of a training step: {record['median_speedup']:.2f}x "
+    row = {"space": space.name, "networks": args.networks, "rounds": args.rounds,
+           "steps": args.steps, "batch": config.batch_size,
+           "median_speedup": statistics.median(ratios), "speedups": ratios,
+           "eval_s_batch_1000": eval_1000, "eval_s_batch_256": eval_256,
+           "val_images": len(data.val), "load_at_start": load_at_start,
+           "torch": torch.__version__}
+    print(f"median speed-up of a training step: {row['median_speedup']:.2f}x "
           f"({min(ratios):.2f}-{max(ratios):.2f}x over {len(ratios)} networks); evaluation of "
           f"{len(data.val)} images: {eval_1000:.2f} s at batch 1000, {eval_256:.2f} s at 256 "
-          f"({eval_1000 / eval_256:.2f}x); load average {load:.2f} at the start")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with OUT.open("a") as f:
-        f.write(json.dumps(record) + "\n")
+          f"({eval_1000 / eval_256:.2f}x); load average {load_at_start:.2f} at the start")
+    append("train_speed", row, threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ starts when the processes start, so both layouts pay their start-up (imports, da
 the candidate each worker has in flight at the end is lost (one per worker: this favours one
 worker in short windows), so it also prints the steady rate, workers / median training seconds.
 Prints one line per layout and the machine's load average, since a shared machine's other work
-moves the figures.
+moves the figures, and appends each layout and the ratio to ``benchmarks/results/workers.jsonl``.
 Run: ``.venv/bin/python benchmarks/workers.py [--minutes 3] [--data-dir DIR]``; other flags
 (``--epochs 1``, ``--train-samples 2000``) go to every worker.
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from nas.run import RunDir, RunRecord
 from nas.search import SECONDS, STATUS, Status, open_study
+from record import append, load
 from timed_runs import ROOT, SEARCH, run_for
 
 
@@ -40,9 +41,9 @@ def _layout(workers: int, threads: int, seconds: float, flags: list[str],
     trained = [t for t in trials if t.user_attrs.get(STATUS) == Status.TRAINED]
     median = (statistics.median(t.user_attrs[SECONDS] for t in trained) if trained
               else float("nan"))
-    return {"workers": workers, "threads": threads, "wall_s": wall, "trained": len(trained),
-            "per_hour": 3600 * len(trained) / wall, "median_train_s": median,
-            "steady_per_hour": 3600 * workers / median}
+    return {"workers": workers, "train_threads": threads, "wall_s": wall,
+            "trained": len(trained), "per_hour": 3600 * len(trained) / wall,
+            "median_train_s": median, "steady_per_hour": 3600 * workers / median}
 
 
 def main() -> None:
@@ -58,24 +59,31 @@ def main() -> None:
              *flags]
     with tempfile.TemporaryDirectory(prefix="nas-workers-") as folder:
         results = Path(folder)
-        print(f"building the latency table (not timed); load average {os.getloadavg()[0]:.2f}",
+        print(f"building the latency table (not timed); load average {load()[0]:.2f}",
               flush=True)
         subprocess.run([sys.executable, "-m", "nas", "profile", "--results-dir", str(results)],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         rows = []
         for workers, threads in ((args.cores, 1), (1, args.cores)):
-            load = os.getloadavg()[0]
+            before = load()[0]
             row = _layout(workers, threads, 60 * args.minutes, flags, results)
             rows.append(row)
+            after = load()[0]
             print(f"{workers} worker(s) x {threads} training thread(s): {row['trained']} "
                   f"candidates in {row['wall_s']:.0f} s = {row['per_hour']:.0f} per hour "
                   f"(median training {row['median_train_s']:.1f} s a candidate, steady "
                   f"{row['steady_per_hour']:.0f} per hour; load average "
-                  f"{load:.2f} before, {os.getloadavg()[0]:.2f} after)", flush=True)
+                  f"{before:.2f} before, {after:.2f} after)", flush=True)
+            append("workers", {"record": "layout", **row, "minutes": args.minutes,
+                               "flags": flags, "load_before": before}, threads=threads)
     if rows[1]["per_hour"]:
-        print(f"{rows[0]['workers']} x 1 trains {rows[0]['per_hour'] / rows[1]['per_hour']:.2f}x "
-              f"the candidates per hour of 1 x {rows[1]['threads']} in the window, "
-              f"{rows[0]['steady_per_hour'] / rows[1]['steady_per_hour']:.2f}x steady")
+        window = rows[0]["per_hour"] / rows[1]["per_hour"]
+        steady = rows[0]["steady_per_hour"] / rows[1]["steady_per_hour"]
+        print(f"{rows[0]['workers']} x 1 trains {window:.2f}x the candidates per hour of "
+              f"1 x {rows[1]['train_threads']} in the window, {steady:.2f}x steady")
+        layouts = [f"{r['workers']}x{r['train_threads']}" for r in rows]
+        append("workers", {"record": "ratio", "layouts": layouts, "per_hour_ratio": window,
+                           "steady_ratio": steady, "minutes": args.minutes}, threads=args.cores)
 
 
 if __name__ == "__main__":
