@@ -15,7 +15,8 @@ from nas.flags import (budget_ms, comma_list, flag, float_list, percent, positiv
 SAMPLERS = ("tpe", "nsga2", "random")  # built by `nas.search.make_sampler`
 REFERENCE_NAMES = ("mobilenetv3-large", "mobilenetv3-small")  # `nas.references.REFERENCES`
 # Mean std over 3 seeds of the default proxy's validation accuracy, in points, on 6 architectures
-# spread over `mobilenetv3-28px` (Fashion-MNIST, 28 px; benchmarks/proxy_fidelity.py, README:
+# spread over `mobilenetv3-28px` (Fashion-MNIST, 28 px; benchmarks/proxy_fidelity.py, data in
+# benchmarks/results/proxy_fidelity.jsonl:
 # 0.49 points, against 0.74 between the architectures' means). Not yet measured on the default
 # space, `mobilenetv3-28px-s1`, which has the same choices with a stride-1 stem.
 SEED_STD = 0.49
@@ -65,7 +66,7 @@ class TrainConfig:
     crop_padding: int = 0  # random-crop padding in px; crops cost 5 points in a 2-epoch run
     flip: bool = True  # random horizontal flips
     # Random-erasing probability per image (`nas.data.random_erase`); no gain in final training
-    # (README, "Two recipe changes measured"), so off in both recipes.
+    # (benchmarks/results/final_training.jsonl), so off in both recipes.
     erase: float = 0.0
     eval_batch_size: int = 256  # larger batches ran slower here (1000: 1.7x the time at 28 px)
     # Training images whose plain average re-estimates batch-norm statistics after training

@@ -23,7 +23,8 @@ from nas.errors import UserError
 # The shipped spaces: ``search_spaces/`` in the checkout, linked from ``nas/search_spaces``, which
 # a wheel carries as package data.
 SHIPPED_SPACES = Path(str(importlib.resources.files("nas"))) / "search_spaces"
-DEFAULT_SPACE = SHIPPED_SPACES / "mobilenetv3-28px-s1.yaml"  # fits the default data (README)
+# The default space fits the default data, 28 px images (docs/measurements.md).
+DEFAULT_SPACE = SHIPPED_SPACES / "mobilenetv3-28px-s1.yaml"
 
 
 class SpaceError(UserError):

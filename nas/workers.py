@@ -7,7 +7,7 @@ process that started it, which does them while no helper runs, since a helper's 
 disturb the timing. Each helper writes its output to ``<run>/worker-<k>.log``.
 
 On a small CPU, processes beat threads: on the development VM two single-thread workers trained
-1.31x the candidates per hour of one two-thread worker (README, ``benchmarks/workers.py``), since
+1.31x the candidates per hour of one two-thread worker (``benchmarks/results/workers.jsonl``), since
 the small maps of a 28 px network give a second thread little to share.
 """
 

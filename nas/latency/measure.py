@@ -1,6 +1,6 @@
 """Timing modules on a target: warm-up, repeats, median and spread, round-robin.
 
-Two things make timings on a shared CPU repeatable (figures from the development VM, README):
+Three things make timings on a shared CPU repeatable (figures: docs/measurements.md):
 
 - A steady-state allocator (`MALLOPT`). By default glibc serves large blocks with
   fresh ``mmap`` pages and hands freed memory back to the kernel, so one forward pass of a 224 px
@@ -8,13 +8,13 @@ Two things make timings on a shared CPU repeatable (figures from the development
   the same networks timed twice in one process differed by up to 32%, and the calibrated table
   predicted held-out networks with MAPE 8%. With freed memory kept for reuse there are no faults,
   two measurements agree within 5%, and the MAPE is under 2%. A serving process reaches the same
-  steady state; the README says how to set it for a deployment.
+  steady state; docs/how-it-works.md says how to set it for a deployment.
 - Pinned cores (`pinned`). The cores of one machine need not run at one speed (a phone's big and
   little cores; on the development VM one network took 3.0 ms pinned to core 0 and 4.4 ms pinned
   to core 1, three times each, alternating), so an unpinned process times whichever core the
   scheduler gives it. Timing pins the whole process to the target's cores (and gives it back its
   cores after), as benchmarking tools on phones pin to one core class. On a shared VM a core's
-  own speed also drifts over minutes (README), which pinning cannot undo.
+  own speed also drifts over minutes (docs/measurements.md), which pinning cannot undo.
 - Round-robin order (`time_round_robin`): a whole set is timed in rounds, each round visiting
   every item for a few runs, and the median across rounds is kept, so a burst of load from
   another tenant touches every item alike instead of a few items entirely.

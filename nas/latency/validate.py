@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from nas.stats import spearman
 
 # A table just built that puts fewer of its held-out networks than this within +-10% was timed on
-# a busy machine every time it was seen here (10-50% busy, 90-100% quiet; README "What a search
-# prints and writes" and "How good is the latency axis").
+# a busy machine every time it was seen here (10-50% busy, 90-100% quiet; docs/measurements.md,
+# "Latency table accuracy").
 TRUSTED_WITHIN_10 = 0.8
 
 
