@@ -1,19 +1,29 @@
 """The benchmarks' shared pieces: rank statistics and results written as data."""
 
 import ast
+import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # the scripts import their helpers as top-level modules
 
-import rank_stats  # noqa: E402
-import record  # noqa: E402
+
+def _load(name: str) -> ModuleType:
+    """A helper module of benchmarks/, which the scripts import as a top-level module (their
+    folder is first on their path); loaded from its file, leaving sys.path alone."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rank_stats, record = _load("rank_stats"), _load("record")
 
 HELPERS = {"record.py", "rank_stats.py", "timed_runs.py"}  # modules, not benchmarks
 
