@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from nas.atomic import atomic_path
 from nas.errors import UserError
 from nas.progress import Progress
 
@@ -375,20 +376,13 @@ def _read_cache(path: Path) -> torch.Tensor | None:
 
 
 def _write_cache(path: Path, images: torch.Tensor) -> None:
-    """Write the whole file under a temporary name, then rename it: never a truncated cache."""
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    """Write the whole file atomically (`nas.atomic.atomic_path`): never a truncated cache."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "wb") as f:
+        with atomic_path(path) as temporary, open(temporary, "wb") as f:
             np.save(f, images.numpy())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
     except OSError as exc:
         raise DataError(f"{path.parent}: cannot write the cache of decoded images "
                         f"({_one_line(exc)}); pass --cache-dir DIR") from exc
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _folder_split(listing: FolderListing, resolution: int | None,

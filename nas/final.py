@@ -33,7 +33,7 @@ from nas.data import Dataset, Split
 from nas.errors import UserError
 from nas.model import MobileNet, ModelConfig
 from nas.progress import Progress
-from nas.run import BestNetwork, RunDir, from_dict
+from nas.run import BestNetwork, RunDir, fit_weights, from_dict
 from nas.train import (Diverged, recalibrate_batchnorm, seeded, start_training, steps_per_epoch,
                        top1_accuracy, train_epoch)
 
@@ -147,7 +147,7 @@ def train_final(run: RunDir, network: BestNetwork, data: Dataset, model_config: 
     if resumed is not None:
         held, saved = resumed
         training.check_continues(held, str(run.final_checkpoint), run)
-        model.load_state_dict(saved["model"])
+        fit_weights(model, saved["model"], run.final_checkpoint)
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["torch_rng"])
         generator.set_state(saved["data_rng"])

@@ -11,12 +11,12 @@ from plotly.subplots import make_subplots
 from optuna.trial import FrozenTrial
 
 from nas.atomic import atomic_path, write_text
-from nas.choice import Choice
+from nas.budget import BudgetRule, Scored, best_of
 from nas.pareto import hypervolume, noise_margin, pareto_front, within_noise
 from nas.references import ReferenceResult
 from nas.run import RunDir, RunRecord
-from nas.search import (ARCH, EPOCHS, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON, RUNG, SECONDS,
-                        STATUS, Status)
+from nas.search import (ACCURACY, ARCH, EPOCHS, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON,
+                        RUNG, SECONDS, STATUS, Status)
 from nas.time_model import pace
 
 COLUMNS = ["number", "state", "status", "rung", "epochs", "reached_epochs", "accuracy",
@@ -37,7 +37,7 @@ def trials_frame(trials: list[FrozenTrial],
             rows.append({
                 "number": t.number, "state": t.state.name, "status": status,
                 "rung": attrs.get(RUNG, 0), "epochs": attrs.get(EPOCHS),
-                "accuracy": t.values[0] if status == Status.TRAINED else None,
+                "accuracy": attrs.get(ACCURACY) if status == Status.TRAINED else None,
                 "latency_ms": attrs.get(LATENCY), "latency_err_ms": attrs.get(LATENCY_ERR),
                 "measured_latency_ms": (measured_ms or {}).get(t.number),
                 "macs": attrs.get(MACS), "params": attrs.get(PARAMS),
@@ -51,7 +51,7 @@ def trials_frame(trials: list[FrozenTrial],
 
 @dataclass(frozen=True)
 class FrontInfo:
-    choice: Choice  # budget, margin and measured latencies: which networks may be the best
+    choice: BudgetRule  # budget, margin and measured latencies: which networks may be the best
     front: pd.DataFrame  # trained, within budget, non-dominated; by increasing latency
     best: pd.Series | None  # most accurate within budget that the choice admits
     passed_over: pd.DataFrame  # more accurate than the best, within budget, not admitted
@@ -75,7 +75,7 @@ class FrontInfo:
         return self.choice.budget_ms
 
 
-def front_info(frame: pd.DataFrame, choice: Choice, seed_std: float,
+def front_info(frame: pd.DataFrame, choice: BudgetRule, seed_std: float,
                rungs: Sequence[float] = (2.0,),
                references: Sequence[ReferenceResult] = ()) -> FrontInfo:
     """The front, best and counts from the candidates trained at the top rung of ``rungs``, and
@@ -87,16 +87,19 @@ def front_info(frame: pd.DataFrame, choice: Choice, seed_std: float,
     feasible = trained[trained["latency_ms"] <= budget_ms].reset_index(drop=True)
     points = list(zip(feasible["accuracy"], feasible["latency_ms"]))
     front = feasible.iloc[pareto_front(points)].reset_index(drop=True)
-    ranked = feasible.sort_values(["accuracy", "latency_ms"], ascending=[False, True])
-    admitted = [choice.admits(int(n), ms) for n, ms in zip(ranked["number"], ranked["latency_ms"])]
-    first = admitted.index(True) if True in admitted else len(ranked)
-    best = ranked.iloc[first] if first < len(ranked) else None
+    scored = [Scored(int(n), a, ms) for n, a, ms in
+              zip(feasible["number"], feasible["accuracy"], feasible["latency_ms"])]
+    chosen = best_of(scored, choice)
+    best = None if chosen is None else feasible[feasible["number"] == chosen.trial].iloc[0]
+    above = [s.trial for s in scored if chosen is None or s.rank() > chosen.rank()]
+    passed_over = feasible[feasible["number"].isin(above)].sort_values(
+        ["accuracy", "latency_ms", "number"], ascending=[False, True, True])
     tied = feasible.iloc[:0]
     if best is not None:
         mask = within_noise(list(100 * feasible["accuracy"]), 100 * best["accuracy"], seed_std)
         tied = feasible[mask].sort_values("latency_ms").reset_index(drop=True)
     by_rung = [done[done["rung"] == r] for r in range(len(rungs))]
-    return FrontInfo(choice=choice, front=front, best=best, passed_over=ranked.iloc[:first],
+    return FrontInfo(choice=choice, front=front, best=best, passed_over=passed_over,
                      rungs=tuple(rungs),
                      per_rung=tuple(len(r) for r in by_rung),
                      rung_seconds=tuple(float(r["train_seconds"].median()) for r in by_rung),
@@ -244,7 +247,7 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _margin_text(choice: Choice) -> str:
+def _margin_text(choice: BudgetRule) -> str:
     if not choice.margin:
         return ""
     return (f" (safety margin {100 * choice.margin:g}%: the best network's latency must be "
@@ -354,7 +357,7 @@ def _noise_lines(info: FrontInfo) -> list[str]:
     return lines
 
 
-def write_report(run: RunDir, frame: pd.DataFrame, choice: Choice, record: RunRecord,
+def write_report(run: RunDir, frame: pd.DataFrame, choice: BudgetRule, record: RunRecord,
                  suffix: str = "", references: Sequence[ReferenceResult] = ()) -> FrontInfo:
     """trials.csv, pareto.csv, pareto.html (two figures, plotly.js inlined) and summary.md, each
     written atomically; ``suffix`` names a re-scored report beside the run's own."""

@@ -12,25 +12,38 @@ from __future__ import annotations
 import json
 import pickle
 import typing
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from nas.arch import Arch, ArchError
 from nas.atomic import atomic_path, locked, write_text
-from nas.choice import Choice
+from nas.budget import BudgetRule, Scored, best_of
 from nas.config import DataConfig, SearchConfig, TrainConfig
 from nas.errors import UserError
+from nas.identity import Identity, identity
 from nas.latency.target import Target
 from nas.model import ModelConfig
 
-RUN_SCHEMA = 2  # 2: training ends with a batch-norm recalibration
+if TYPE_CHECKING:  # nas.data imports numpy and Pillow, which reading a run does not need
+    from nas.data import Dataset
+
+RUN_SCHEMA = 3  # 3: the run's identity (space file's hash); cheaper rungs told as PRUNED
 
 
 class RunError(UserError):
     """A run folder that cannot be read: not a run, another schema, or an inconsistent best."""
+
+
+def run_name(dataset: str, space: str, budget_ms: float, seed: int) -> str:
+    """The default name of a run: its data set (a folder's or file's name for ``folder:DIR``
+    and ``npz:FILE``), space, budget and seed."""
+    kind, _, where = dataset.partition(":")
+    data = Path(where.rstrip("/")).stem if where else kind
+    return f"{data}-{space}-{budget_ms:g}ms-seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,20 @@ class RunDir:
     def lock(self) -> Path:
         """Held while a worker writes best/ or the report (`nas.atomic.locked`)."""
         return self.root / ".lock"
+
+    @property
+    def coordinator_lock(self) -> Path:
+        """Held for its life by the run's one coordinator (`nas.atomic.claimed`)."""
+        return self.root / ".coordinator"
+
+    def training_turn(self) -> AbstractContextManager[None]:
+        """Held (shared) by every process training a candidate of the run: the coordinator
+        times on the target only when no training runs (`timing_turn`)."""
+        return locked(self.root / ".timing", shared=True)
+
+    def timing_turn(self) -> AbstractContextManager[None]:
+        return locked(self.root / ".timing", "waiting for the candidates in training to end "
+                      "before timing on the target")
 
     @property
     def best(self) -> Path:
@@ -120,6 +147,7 @@ class LutInfo:
 
     path: str
     sha256: str  # first 12 hex digits of the file's SHA-256
+    identity: str  # `nas.latency.table.LatencyTable.identity`: the run's identity holds it
     calibration: str  # one line: fit and held-out check
     speed_probe_ms: float | None = None  # the table's (`nas.time_model.speed_probe`)
 
@@ -136,12 +164,26 @@ class DataInfo:
     mean: tuple[float, ...]  # per channel, of the training split, in [0, 1]
     std: tuple[float, ...]
 
+    @classmethod
+    def of(cls, data: Dataset) -> DataInfo:
+        return cls(train=len(data.train), val=len(data.val), test=len(data.test),
+                   image_size=data.image_size, class_names=data.class_names, mean=data.mean,
+                   std=data.std)
+
+    def shape(self) -> dict[str, Any]:
+        """What a trial's numbers depend on, for the run's identity (`nas.identity`)."""
+        return {"training images": self.train, "validation images": self.val,
+                "test images": self.test, "image size (px)": self.image_size,
+                "channels": len(self.mean), "classes": list(self.class_names),
+                "mean": list(self.mean), "std": list(self.std)}
+
 
 @dataclass(frozen=True)
 class RunRecord:
     name: str
     storage: str  # Optuna storage URL
     space: str  # the space file's absolute path
+    space_sha256: str  # of the file's content, part of the run's identity
     space_name: str
     search: SearchConfig
     data: DataConfig
@@ -153,6 +195,13 @@ class RunRecord:
     training_threads: int  # each worker's
     workers: int = 1  # processes training candidates of the study from one command
     schema: int = RUN_SCHEMA
+
+    def identity(self) -> Identity:
+        """What makes this run one experiment (`nas.identity`)."""
+        return identity(space_sha256=self.space_sha256, space_name=self.space_name,
+                        data=self.data, data_shape=self.data_info.shape(), train=self.train,
+                        search=self.search, target=self.target.fingerprint(),
+                        lut=self.lut.identity)
 
     def describe_data(self) -> str:
         d = self.data_info
@@ -235,17 +284,16 @@ class BestNetwork:
         return {"trial": self.trial, "arch": self.arch.to_string(), "accuracy": self.accuracy,
                 "latency_ms": self.latency_ms}
 
-    def beats(self, other: BestNetwork, choice: Choice) -> bool:
-        """Whether this network is the better one under the ``choice``'s budget: ``other`` is
-        not admitted, or this one is more accurate (ties: faster, then the earlier trial, as
-        `nas.search.best_under_budget` picks)."""
-        return not choice.admits(other.trial, other.latency_ms) or (
-            (self.accuracy, -self.latency_ms, -self.trial)
-            > (other.accuracy, -other.latency_ms, -other.trial))
+    def scored(self) -> Scored:
+        return Scored(self.trial, self.accuracy, self.latency_ms)
+
+    def beats(self, other: BestNetwork, rule: BudgetRule) -> bool:
+        """Whether this network is the better one under the ``rule`` (`nas.budget.best_of`)."""
+        return best_of([self.scored(), other.scored()], rule) == self.scored()
 
 
 def save_best(run: RunDir, best: BestNetwork, state_dict: dict[str, torch.Tensor],
-              choice: Choice) -> bool:
+              choice: BudgetRule) -> bool:
     """The one writer of ``best/``: network and weights in one atomically replaced file, then
     ``arch.json``, its readable copy. Workers of a run take turns (`RunDir.lock`), and ``best``
     replaces the network held only if the ``choice`` admits it and it `beats` the held one (or is
@@ -265,6 +313,18 @@ def save_best(run: RunDir, best: BestNetwork, state_dict: dict[str, torch.Tensor
             torch.save({**best.to_dict(), "state_dict": state}, tmp)
         write_text(run.best_arch, json.dumps(best.to_dict(), indent=2))
         return True
+
+
+def fit_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Load ``state`` into ``model``; weights of another network (another run's, or a run whose
+    data changed shape) are refused in one line naming the first mismatch."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = next((line.strip().rstrip(".") for line in str(exc).splitlines()[1:]
+                       if line.strip()), "another network")
+        raise RunError(f"{source}: these weights do not fit the run's network ({detail}); rerun "
+                       "the command that wrote them on this run") from None
 
 
 def read_checkpoint(run: RunDir) -> tuple[BestNetwork, dict[str, torch.Tensor]]:

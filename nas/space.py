@@ -53,7 +53,7 @@ class Suggester(Protocol):
 
 
 @dataclass(frozen=True)
-class Choice:
+class BlockChoice:
     """The per-block choices, one value each."""
 
     kernel: int
@@ -88,12 +88,12 @@ class SearchSpace:
     activations: tuple[str, ...]
     head: Head
 
-    def choices(self) -> list[Choice]:
+    def choices(self) -> list[BlockChoice]:
         """Every per-block choice combination, in a fixed order."""
-        return [Choice(k, e, s, a) for k, e, s, a in
+        return [BlockChoice(k, e, s, a) for k, e, s, a in
                 itertools.product(self.kernels, self.expansions, self.se, self.activations)]
 
-    def build(self, depths: Sequence[int], choices: Sequence[Sequence[Choice]]) -> Arch:
+    def build(self, depths: Sequence[int], choices: Sequence[Sequence[BlockChoice]]) -> Arch:
         """The architecture with ``depths[i]`` blocks in stage i, block j using
         ``choices[i][j]``."""
         blocks = list(self.fixed_blocks)
@@ -105,12 +105,12 @@ class SearchSpace:
     def sample(self, trial: Suggester) -> Arch:
         """Sample an architecture; block parameters exist only for the blocks the depth keeps."""
         depths: list[int] = []
-        choices: list[list[Choice]] = []
+        choices: list[list[BlockChoice]] = []
         for i, stage in enumerate(self.stages):
             depth = int(trial.suggest_categorical(f"s{i}_depth", list(stage.depths)))
             depths.append(depth)
             choices.append([
-                Choice(kernel=int(trial.suggest_categorical(f"s{i}_b{j}_kernel",
+                BlockChoice(kernel=int(trial.suggest_categorical(f"s{i}_b{j}_kernel",
                                                             list(self.kernels))),
                        expansion=float(trial.suggest_categorical(f"s{i}_b{j}_expansion",
                                                                  list(self.expansions))),

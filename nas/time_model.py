@@ -17,9 +17,14 @@ that sets nothing runs; ``--cores`` pins to other cores than the card's. The cor
 can run at different speeds (on the development VM up to 1.45x apart), so an unpinned process
 times whichever core the scheduler gave it.
 
-The package times its latency tables with the same pieces (`nas.latency.measure` imports them),
-so the table and the bundle apply one allocator setting and one forward-pass mode; with the
-default ``torchscript`` target the table timed the very TorchScript program the bundle holds.
+A bundle holds this one file, so it is also the one copy of what a bundle and the package must do
+alike, and the package imports it: the runners, the mallopt call and core pinning
+(`nas.latency.measure`), the speed probe (`nas.latency.profile`), and the lines that describe a
+card's settings and the probe's reading (model cards, reports). What only the package needs stays
+in the package: which allocator settings exist and what they set is `nas.latency.target`'s, and
+reaches this script through the card. So the table and the bundle apply one allocator setting and
+one forward-pass mode; with the default ``torchscript`` target the table timed the very
+TorchScript program the bundle holds.
 A table timed on eager PyTorch (``--backend torch``) has no such file in the bundle: the script
 then times the TorchScript program and says that it may run faster.
 """
@@ -41,19 +46,7 @@ import torch
 
 Runner = Callable[[], object]
 
-# The steady allocator: glibc's mallopt parameters (numbers from <malloc.h>) and their values, each
-# with the environment variable glibc reads at start-up for the same parameter. Blocks up to
-# 32 MiB (glibc's ceiling on 64-bit) come from the heap, not fresh mmap pages, and up to 1 GiB of
-# free heap is kept for reuse instead of being handed back to the kernel.
-STEADY_MALLOPT: tuple[dict[str, Any], ...] = (
-    {"parameter": "M_MMAP_THRESHOLD", "number": -3, "value": 32 << 20,
-     "environment": "MALLOC_MMAP_THRESHOLD_"},
-    {"parameter": "M_TRIM_THRESHOLD", "number": -1, "value": 1 << 30,
-     "environment": "MALLOC_TRIM_THRESHOLD_"},
-)
-
 TORCH_MODE = "module.eval(), forward under torch.inference_mode()"
-MEMORY_FORMAT = "contiguous (NCHW)"  # the input as timed: not channels-last
 
 
 def apply_mallopt(settings: Sequence[Mapping[str, Any]]) -> bool:

@@ -3,7 +3,7 @@ search ends on the target machine, so that the best network is chosen on measure
 
 The measurements live in the run's ``verified.json``, tagged with the target's fingerprint:
 they hold for that target only (a report re-scored for another table ignores them).
-`run_choice` turns them, with the budget and the user's margin, into the `nas.choice.Choice`
+`run_choice` turns them, with the budget and the user's margin, into the `nas.budget.BudgetRule`
 that picks the best network everywhere.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from nas.arch import Arch
 from nas.atomic import write_text
-from nas.choice import Choice
+from nas.budget import BudgetRule
 from nas.latency.target import Target
 from nas.run import RunDir, RunError, RunRecord
 
@@ -41,11 +41,11 @@ def _load(run: RunDir, target: Target) -> tuple[dict[int, float], float | None]:
 
 
 def run_choice(run: RunDir, record: RunRecord, target: Target | None = None,
-               budget_ms: float | None = None) -> Choice:
+               budget_ms: float | None = None) -> BudgetRule:
     """How the run's best network is chosen: its budget (or ``budget_ms``) and margin, and the
     latencies measured on its target (or ``target``, for a re-scored report)."""
     measured, probe = _load(run, target or record.target)
-    return Choice(budget_ms=record.search.budget_ms if budget_ms is None else budget_ms,
+    return BudgetRule(budget_ms=record.search.budget_ms if budget_ms is None else budget_ms,
                   margin=record.search.latency_margin, measured_ms=measured,
                   measured_probe_ms=probe)
 

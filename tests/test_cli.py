@@ -11,7 +11,7 @@ import torch
 
 from conftest import ROOT, search_command
 from nas.arch import Arch
-from nas.choice import Choice
+from nas.budget import BudgetRule
 from nas.cli import main
 from nas.data import load_dataset
 from nas.flags import budget_ms
@@ -55,6 +55,7 @@ def test_missing_data_dir_and_corrupt_idx_exit_2_naming_the_path(tmp_path, idx_d
     assert r.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, capsys):
     results = tmp_path / "results"
     common = ["search", "--latency-budget", "1000ms", "--data-dir", str(idx_dir),
@@ -142,7 +143,7 @@ def test_front_info_counts_and_best_by_hand():
         "latency_ms": [10.0, 12.0, 15.0, 25.0, 11.0, 21.0],
         "number": [0, 1, 2, 3, 4, 5], "rung": [0] * 6,
         "train_seconds": [10.0, 20.0, 30.0, None, 5.0, 40.0]})
-    info = front_info(frame, Choice(20.0), seed_std=1.0)  # margin 2 x sqrt(2) = 2.83 points
+    info = front_info(frame, BudgetRule(20.0), seed_std=1.0)  # margin 2 x sqrt(2) = 2.83 points
     assert (info.trained, info.within_budget, info.over_budget, info.failed) == (4, 3, 1, 1)
     assert info.rung_seconds == (25.0,)  # the median over the trained ones
     assert list(info.within_noise["number"]) == [1, 2]  # 85% and 83%; 80% is 5 points off
@@ -152,6 +153,7 @@ def test_front_info_counts_and_best_by_hand():
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.slow
 def test_ctrl_c_or_sigterm_keeps_results_and_rerun_resumes(tmp_path, tiny_space, tiny_data,
                                                            tiny_lut, signum, code):
     def command(trials: int) -> list[str]:

@@ -14,13 +14,15 @@ from optuna.trial import TrialState
 
 from conftest import ROOT, search_command
 from nas.arch import Arch
-from nas.choice import Choice
+from nas.budget import BudgetRule
 from nas.cli import main
 from nas.data import load_dataset
 from nas.model import MobileNet, ModelConfig
 from nas.run import RunDir, RunRecord, load_best
 from nas.search import LATENCY, REASON, STATUS, Status, best_under_budget, open_study
 from nas.train import top1_accuracy
+
+pytestmark = pytest.mark.slow  # searches in subprocesses, killed
 
 TRIALS = 3
 
@@ -74,7 +76,7 @@ def test_sigkill_at_any_moment_then_rerun_finishes_consistent(tmp_path, tiny_spa
     report = pd.read_csv(run.trials_csv())
     assert (report["status"] == "trained").sum() == TRIALS and len(report) == len(trials)
 
-    best = best_under_budget(trials, Choice(1000))
+    best = best_under_budget(trials, BudgetRule(1000))
     held, _ = load_best(run)
     assert held.trial == best.number and held.latency_ms == best.user_attrs[LATENCY]
     out = tmp_path / "export"

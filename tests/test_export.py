@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import nas.time_model
-from nas.choice import Choice
+from nas.budget import BudgetRule
 from nas.cli import main
 from nas.export import export_network
 from nas.latency.target import Target
@@ -72,7 +72,7 @@ def test_export_command_uses_the_saved_best_and_refuses_a_mixed_up_one(tmp_path,
     record.save(run)
     model = MobileNet(TINY, ModelConfig(1, 10))
     save_best(run, BestNetwork(trial=2, arch=TINY, accuracy=0.5, latency_ms=1.0),
-              model.state_dict(), Choice(record.search.budget_ms))
+              model.state_dict(), BudgetRule(record.search.budget_ms))
     out = tmp_path / "out"
     assert main(["export", str(run.root), "--format", "json", "--out", str(out)]) == 0
     card = json.loads((out / "model_card.json").read_text())
@@ -145,6 +145,7 @@ def test_runtime_settings_are_the_targets_fields_and_the_allocators_mallopt(back
 @pytest.mark.parametrize("allocator, fmt, backend", [("steady", "torchscript", "torchscript"),
                                                       ("steady", "torchscript", "torch"),
                                                       ("system", "onnx", "torchscript")])
+@pytest.mark.slow
 def test_the_shipped_timer_applies_the_cards_settings_in_a_fresh_process(tmp_path, allocator,
                                                                           fmt, backend):
     run = RunDir(tmp_path / "run")
@@ -158,7 +159,7 @@ def test_the_shipped_timer_applies_the_cards_settings_in_a_fresh_process(tmp_pat
     record = replace(record, lut=replace(record.lut, speed_probe_ms=probe_then))
     record.save(run)
     save_best(run, BestNetwork(trial=2, arch=TINY, accuracy=0.5, latency_ms=1.25),
-              MobileNet(TINY, ModelConfig(1, 10)).state_dict(), Choice(record.search.budget_ms))
+              MobileNet(TINY, ModelConfig(1, 10)).state_dict(), BudgetRule(record.search.budget_ms))
     out = tmp_path / "bundle"
     assert main(["export", str(run.root), "--format", f"json,{fmt}", "--out", str(out)]) == 0
     card = json.loads((out / "model_card.json").read_text())

@@ -5,7 +5,8 @@ import optuna
 from conftest import LARGE_SPACE
 from nas.config import SearchConfig
 from nas.halving import RungResult, bands_for, latency_bands, next_promotion
-from nas.search import EPOCHS, PROMOTED_FROM, RUNG, make_sampler, open_study, search
+from nas.search import (ACCURACY, EPOCHS, PROMOTED_FROM, RUNG, STATUS, Status, make_sampler,
+                        open_study, search)
 from nas.space import load_space
 from test_search import BlockCountLatency, FakeEvaluator
 
@@ -55,15 +56,18 @@ def test_search_with_rungs_trains_each_rung_once_and_resumes(tmp_path):
     search(open_study(storage, "s", make_sampler("random", 0)), load_space(LARGE_SPACE),
            BlockCountLatency(), evaluator, config, (0.5, 2.0))
     study = open_study(storage, "s")
-    trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    trials = [t for t in study.trials if t.user_attrs.get(STATUS) == Status.TRAINED]
     top = [t for t in trials if t.user_attrs[RUNG] == 1]
+    # Optuna's own front holds the top rung only: cheaper rungs are told PRUNED
+    assert {t.number for t in study.best_trials} <= {t.number for t in top}
+    assert all(t.state == optuna.trial.TrialState.PRUNED for t in trials if t not in top)
     assert len(top) == 2 and all(t.user_attrs[EPOCHS] == 2.0 for t in top)
     parents = {t.user_attrs[PROMOTED_FROM] for t in top}
     for t in top:  # a promotion trains its parent's architecture again, longer
         assert t.params == study.trials[t.user_attrs[PROMOTED_FROM]].params
     rung0 = [t for t in trials if t.user_attrs[RUNG] == 0]
     assert len(rung0) >= 6  # 2 promotions need 2 x eta candidates at rung 0
-    best0 = sorted(rung0, key=lambda t: -t.values[0])
+    best0 = sorted(rung0, key=lambda t: -t.user_attrs[ACCURACY])
     assert parents <= {t.number for t in best0[:len(rung0) // 3]}
     # a rerun asking for one more top-rung candidate trains no finished rung again
     seen = len(evaluator.seen)

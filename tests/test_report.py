@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from conftest import LARGE_SPACE
-from nas.choice import Choice
+from nas.budget import BudgetRule
 from nas.config import SearchConfig
 from nas.references import ReferenceResult
 from nas.report import (budget_figure, front_info, pareto_figure, summary_markdown, trials_frame,
@@ -37,7 +37,7 @@ def test_trials_frame_has_one_row_per_finished_trial_and_accuracy_only_when_trai
 def test_summary_states_provenance_counts_best_and_front(study, tmp_path):
     frame = trials_frame(study.trials)
     record = make_record(tmp_path)
-    info = front_info(frame, Choice(14), seed_std=100.0)  # everything is within noise
+    info = front_info(frame, BudgetRule(14), seed_std=100.0)  # everything is within noise
     text = summary_markdown(info, record)
     sampled = len(frame)
     over = int((frame["status"] == Status.OVER_BUDGET).sum())
@@ -57,7 +57,7 @@ def test_summary_states_provenance_counts_best_and_front(study, tmp_path):
     fastest = inside.sort_values("latency_ms").iloc[0]
     assert f"within noise of the best ({len(inside)} candidates" in text
     assert f"the fastest of them is trial {int(fastest['number'])}" in text
-    sharp = summary_markdown(front_info(frame, Choice(14), seed_std=0.0), record)
+    sharp = summary_markdown(front_info(frame, BudgetRule(14), seed_std=0.0), record)
     ties = (inside["accuracy"] == inside["accuracy"].max()).sum()
     assert ("within noise of the best" in sharp) == (ties > 1)  # with no noise only exact ties
     assert ("ahead of every other candidate" in sharp) == (ties == 1)
@@ -65,7 +65,7 @@ def test_summary_states_provenance_counts_best_and_front(study, tmp_path):
 
 def test_figure_draws_candidates_front_budget_and_latency_uncertainty(study, tmp_path):
     frame = trials_frame(study.trials)
-    info = front_info(frame, Choice(14), seed_std=0.4)
+    info = front_info(frame, BudgetRule(14), seed_std=0.4)
     fig = pareto_figure(frame, info, "title")
     by_name = {t.name: t for t in fig.data}
     rejected = frame[frame["status"] == Status.OVER_BUDGET]
@@ -86,7 +86,7 @@ def test_figure_draws_candidates_front_budget_and_latency_uncertainty(study, tmp
 
 def test_write_report_writes_every_file_and_never_best(study, tmp_path):
     run = RunDir(tmp_path / "run")
-    write_report(run, trials_frame(study.trials), Choice(14), make_record(tmp_path), "-x")
+    write_report(run, trials_frame(study.trials), BudgetRule(14), make_record(tmp_path), "-x")
     for path in (run.trials_csv("-x"), run.pareto_csv("-x"), run.pareto_html("-x"),
                  run.summary("-x")):
         assert path.is_file()
@@ -109,7 +109,7 @@ def test_references_are_drawn_and_compared_with_the_best_candidate_at_no_more_la
         study, tmp_path):
     frame = trials_frame(study.trials)
     slow, fast = _references(frame)
-    info = front_info(frame, Choice(14), seed_std=0.4, references=[slow, fast])
+    info = front_info(frame, BudgetRule(14), seed_std=0.4, references=[slow, fast])
     trained = frame[frame["status"] == Status.TRAINED]
     best = trained.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).iloc[0]
     row = info.references.set_index("name").loc["slow-ref"]
@@ -129,7 +129,7 @@ def test_references_are_drawn_and_compared_with_the_best_candidate_at_no_more_la
 
 def test_budget_figure_gives_the_best_accuracy_reachable_under_each_budget(study):
     frame = trials_frame(study.trials)
-    info = front_info(frame, Choice(14), seed_std=0.4)
+    info = front_info(frame, BudgetRule(14), seed_std=0.4)
     line = budget_figure(frame, info, "t").data[0]
     trained = frame[frame["status"] == Status.TRAINED]
     for budget, accuracy in zip(line.x, line.y):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nas.arch import Arch
-from nas.choice import Choice
+from nas.budget import BudgetRule
 from nas.config import DataConfig, SearchConfig, TrainConfig
 from nas.errors import UserError
 from nas.latency.target import Target
@@ -22,12 +22,14 @@ TINY = Arch.from_string("stem_c8_hs-ir_k3_e3_c16_s2_re-ir_k3_e3_c16_s1_hs_se-hea
 def make_record(tmp_path, **changes) -> RunRecord:
     record = RunRecord(
         name="r", storage=f"sqlite:///{tmp_path / 'study.db'}", space="/spaces/s.yaml",
-        space_name="s", search=SearchConfig(budget_ms=12.5, trials=3, sampler="random"),
+        space_sha256="0123456789ab", space_name="s",
+        search=SearchConfig(budget_ms=12.5, trials=3, sampler="random"),
         data=DataConfig(data_dir=str(tmp_path / "data"), val_samples=100),
         data_info=DataInfo(train=500, val=100, test=200, image_size=32,
                            class_names=tuple("abcdefghij"), mean=(0.2,), std=(0.3,)),
         train=TrainConfig(epochs=1), model=ModelConfig(1, 10), target=Target.here(input_size=32),
-        lut=LutInfo(path="t.json", sha256="abc", calibration="none"), training_threads=2)
+        lut=LutInfo(path="t.json", sha256="abc", identity="def", calibration="none"),
+        training_threads=2)
     return RunRecord(**{**record.__dict__, **changes})
 
 
@@ -71,7 +73,7 @@ def test_best_network_and_weights_are_one_consistent_save(tmp_path):
         load_best(run)
     model = MobileNet(TINY, ModelConfig(1, 10))
     best = BestNetwork(trial=4, arch=TINY, accuracy=0.75, latency_ms=3.5)
-    assert save_best(run, best, model.state_dict(), Choice(10))
+    assert save_best(run, best, model.state_dict(), BudgetRule(10))
     loaded, state = load_best(run)
     assert loaded == best
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
@@ -89,25 +91,25 @@ def test_a_worse_network_never_replaces_a_better_one(tmp_path):
     run = RunDir(tmp_path / "run")
     state = MobileNet(TINY, ModelConfig(1, 10)).state_dict()
     good = BestNetwork(trial=3, arch=TINY, accuracy=0.8, latency_ms=5.0)
-    assert save_best(run, good, state, Choice(10))
+    assert save_best(run, good, state, BudgetRule(10))
     for worse in (BestNetwork(2, TINY, 0.7, 1.0), BestNetwork(7, TINY, 0.8, 6.0),
                   BestNetwork(8, TINY, 0.8, 5.0)):  # less accurate; slower; a later tie
-        assert not save_best(run, worse, state, Choice(10))
+        assert not save_best(run, worse, state, BudgetRule(10))
     assert load_best(run)[0] == good
-    assert save_best(run, BestNetwork(1, TINY, 0.8, 5.0), state, Choice(10))  # earlier tie
+    assert save_best(run, BestNetwork(1, TINY, 0.8, 5.0), state, BudgetRule(10))  # earlier tie
     # The same trial rewrites both files (a repair); under a tighter budget any network
     # within it replaces one over it.
     run.best_arch.unlink()
-    assert save_best(run, BestNetwork(1, TINY, 0.8, 5.0), state, Choice(10))
+    assert save_best(run, BestNetwork(1, TINY, 0.8, 5.0), state, BudgetRule(10))
     assert load_best(run)[0].trial == 1
-    assert save_best(run, BestNetwork(9, TINY, 0.1, 1.0), state, Choice(2))
+    assert save_best(run, BestNetwork(9, TINY, 0.1, 1.0), state, BudgetRule(2))
 
 
 def _save_many(root: str, accuracies: list[float]) -> None:
     state = MobileNet(TINY, ModelConfig(1, 10)).state_dict()
     for accuracy in accuracies:
         save_best(RunDir(Path(root)), BestNetwork(int(accuracy * 1000), TINY, accuracy, 1.0),
-                  state, Choice(10))
+                  state, BudgetRule(10))
 
 
 def test_workers_saving_at_once_leave_the_best_of_all(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import LARGE_SPACE
 from nas.arch import Arch
-from nas.choice import Choice
+from nas.budget import BudgetRule
 from nas.latency.predict import Prediction
 from nas.config import SAMPLERS, SearchConfig
 from nas.evaluator import Evaluation
@@ -55,7 +55,7 @@ def test_over_budget_candidates_are_recorded_and_never_trained(tmp_path):
     assert all(t.constraints["latency_budget"] > 0 for t in over)
     assert all(t.constraints["latency_budget"] <= 0 for t in study.trials
                if t.user_attrs[STATUS] == Status.TRAINED)
-    best = best_under_budget(study.trials, Choice(14))
+    best = best_under_budget(study.trials, BudgetRule(14))
     assert best.values[0] == max(t.values[0] for t in study.trials
                                  if t.user_attrs[STATUS] == Status.TRAINED)
 
@@ -81,6 +81,7 @@ def test_diverging_candidate_is_failed_with_reason_and_search_goes_on(tmp_path):
     assert sum(t.user_attrs[STATUS] == Status.TRAINED for t in study.trials) == 3
 
 
+@pytest.mark.slow
 def test_same_seed_same_trials(tmp_path):
     runs = []
     for name in ("a", "b"):
@@ -108,7 +109,18 @@ def test_impossible_budget_stops_with_a_message(tmp_path):
 
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_every_sampler_name_builds_a_seeded_sampler(name):
-    assert isinstance(make_sampler(name, 0), optuna.samplers.BaseSampler)
+    def proposals(seed: int) -> list[tuple[int, int]]:
+        study = optuna.create_study(directions=["maximize", "minimize"],
+                                    sampler=make_sampler(name, seed))
+        drawn = []
+        for _ in range(4):
+            trial = study.ask()
+            drawn.append((trial.suggest_int("width", 0, 10**6),
+                          trial.suggest_categorical("kernel", [3, 5, 7])))
+            study.tell(trial, [drawn[-1][0] / 10**6, drawn[-1][1]])
+        return drawn
+
+    assert proposals(0) == proposals(0) != proposals(1)
 
 
 def test_workers_sharing_a_study_draw_different_candidates(tmp_path):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nas.choice import Choice
+from nas.budget import BudgetRule
 from nas.cli import main
 from nas.latency.measure import Timing
 from nas.latency.table import LatencyTable
@@ -14,16 +14,16 @@ from nas.run import RunDir, load_best
 
 
 def test_choice_uses_the_measured_latency_and_the_margin():
-    choice = Choice(budget_ms=10.0, margin=0.1, measured_ms={3: 10.5})
+    choice = BudgetRule(budget_ms=10.0, margin=0.1, measured_ms={3: 10.5})
     assert choice.admits(1, 9.0)  # 9.9 <= 10
     assert not choice.admits(2, 9.5)  # 10.45 > 10: inside the budget, not inside the margin
     assert not choice.admits(3, 5.0)  # predicted 5, measured 10.5
-    assert Choice(10.0).admits(2, 9.5) and Choice(10.0).latency_ms(3, 5.0) == 5.0
+    assert BudgetRule(10.0).admits(2, 9.5) and BudgetRule(10.0).latency_ms(3, 5.0) == 5.0
 
 
 @pytest.fixture
 def fake_timer(monkeypatch):
-    """`time_networks` in the search command, timing each architecture at ``slow[arch]`` ms
+    """`time_networks` in `nas.coordinate`, timing each architecture at ``slow[arch]`` ms
     (1 ms unless listed), recording what it was asked to time."""
     slow: dict[str, float] = {}
     timed: list[list[str]] = []
@@ -32,7 +32,7 @@ def fake_timer(monkeypatch):
         timed.append([a.to_string() for a in archs])
         return [Timing(slow.get(a.to_string(), 1.0), 0.0, 2) for a in archs], Timing(0.3, 0.0, 2)
 
-    monkeypatch.setattr("nas.commands.search.time_networks", time_networks)
+    monkeypatch.setattr("nas.coordinate.time_networks", time_networks)
     return slow, timed
 
 

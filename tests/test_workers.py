@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, search_command
-from nas.choice import Choice
+from nas.budget import BudgetRule
 from nas.run import RunDir, RunRecord, load_best
 from nas.search import STATUS, Status, best_under_budget, open_study
 from nas.storage import WORKER, open_storage
@@ -52,11 +52,12 @@ def _check_the_folder(run: RunDir, trials: list) -> None:
     """The report lists every trial, and best/ and the summary name the study's best."""
     report = pd.read_csv(run.trials_csv())
     assert sorted(report["number"]) == [t.number for t in trials]
-    best = best_under_budget(trials, Choice(1000))
+    best = best_under_budget(trials, BudgetRule(1000))
     assert load_best(run)[0].trial == best.number
     assert f"- trial {best.number}: validation accuracy" in run.summary().read_text()
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_run_folder(tmp_path, tiny_space, tiny_data):
     command = search_command(tiny_space, tiny_data, tmp_path, "run", TRIALS)
     errs = _run_at_once([command] * WORKERS)
@@ -82,6 +83,7 @@ def test_plan_splits_the_cores_between_workers():
             worker_count(bad)
 
 
+@pytest.mark.slow
 def test_one_command_starts_helper_workers(tmp_path, tiny_space, tiny_data, tiny_lut):
     command = search_command(tiny_space, tiny_data, tmp_path, "run", TRIALS, "--workers",
                              str(WORKERS), "--lut", str(tiny_lut))
@@ -109,6 +111,7 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.slow
 def test_sigterm_stops_the_helpers_and_a_rerun_resumes(tmp_path, tiny_space, tiny_data,
                                                        tiny_lut):
     command = search_command(tiny_space, tiny_data, tmp_path, "run", 1000, "--workers",
@@ -160,6 +163,8 @@ def postgres_url():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_two_workers_on_postgresql_as_on_two_machines(tmp_path, tiny_space, tiny_data,
                                                        tiny_lut, postgres_url):
     commands = [search_command(tiny_space, tiny_data, tmp_path / machine, "run", TRIALS,
@@ -168,7 +173,7 @@ def test_two_workers_on_postgresql_as_on_two_machines(tmp_path, tiny_space, tiny
     _run_at_once(commands)
     trials = _check_the_study(postgres_url, "run")
     # Each machine's best/ holds the best it trained; the study's best is in one of them.
-    best = best_under_budget(trials, Choice(1000))
+    best = best_under_budget(trials, BudgetRule(1000))
     assert best.number in {load_best(RunDir(tmp_path / m / "run"))[0].trial for m in "ab"}
     # The same command again on a machine brings its folder up to the whole study (best/
     # retrained there if the other machine trained it), and trains nothing more.

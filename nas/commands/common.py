@@ -1,14 +1,18 @@
-"""What several commands share: the space and latency target from the flags, a table's summary."""
+"""What several commands share: the space and latency target from the flags, a table's summary,
+a run's data set.
+
+`nas profile` imports this module on a device that may have only torch, so the data loader
+(`nas.data`, with numpy and Pillow) is imported only by the functions that load data.
+"""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.config import DataConfig
-from nas.data import Dataset, load_dataset
 from nas.errors import UserError
 from nas.flags import from_args
 from nas.latency.table import LatencyTable, file_hash
@@ -16,6 +20,9 @@ from nas.latency.target import Target, backend_version, default_cores
 from nas.run import LutInfo, RunRecord
 from nas.space import SearchSpace, load_space, resolve_space
 from nas.time_model import cores_text
+
+if TYPE_CHECKING:
+    from nas.data import Dataset
 
 
 def space_from_args(args: argparse.Namespace) -> tuple[Path, SearchSpace]:
@@ -45,13 +52,16 @@ def lut_info(path: Path, table: LatencyTable) -> LutInfo:
         if v.poor:
             calibration += (" (poor: timed on a busy machine, most likely; rebuild the table "
                             "on a quiet one)")
-    return LutInfo(path=str(path), sha256=file_hash(path), calibration=calibration,
+    return LutInfo(path=str(path), sha256=file_hash(path), identity=table.identity(),
+                   calibration=calibration,
                    speed_probe_ms=None if table.speed_probe is None
                    else table.speed_probe.median_ms)
 
 
 def load_data(config: DataConfig) -> Dataset:
     """The data set of a run, split and resized as the config says."""
+    from nas.data import load_dataset
+
     return load_dataset(config.dataset, config.data_dir, val_samples=config.val_samples,
                         train_samples=config.train_samples, seed=config.seed,
                         resolution=config.resolution, cache_dir=config.cache_dir,

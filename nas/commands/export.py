@@ -22,7 +22,7 @@ from nas.export import export_network
 from nas.final import load_final
 from nas.latency.profile import time_networks
 from nas.model import MobileNet
-from nas.run import BestNetwork, RunDir, RunRecord, load_best
+from nas.run import BestNetwork, RunDir, RunRecord, fit_weights, load_best
 from nas.time_model import probe_lines
 from nas.train import top1_accuracy
 
@@ -63,10 +63,12 @@ def _network(run_dir: RunDir,
     final = load_final(run_dir)
     if final is None:
         best, state = load_best(run_dir)
+        fit_weights(MobileNet(best.arch, record.model), state, run_dir.best_checkpoint)
         print(f"using the search's proxy weights; run `python -m nas train {run_dir.root}` for "
               "a fully trained network")
         return best, state, f"search proxy, {record.train.epochs:g} epochs"
     result, state = final
+    fit_weights(MobileNet(result.network.arch, record.model), state, run_dir.final_weights)
     print(f"using final weights of trial {result.network.trial}: {result.epochs} epochs, test "
           f"accuracy {100 * result.test_accuracy:.2f}%")
     return result.network, state, f"final training, {result.epochs} epochs"

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _trial(record: RunRecord, number: int) -> BestNetwork:
     """Trial ``number`` of the run's study, refused in one line unless it was trained."""
-    from nas.search import ARCH, open_study, trained_network  # Optuna: only for --trial
+    from nas.search import ACCURACY, ARCH, open_study, trained_network  # Optuna: --trial only
     from nas.storage import open_storage
 
     study = open_study(open_storage(record.storage), record.name)
@@ -56,7 +56,7 @@ def _trial(record: RunRecord, number: int) -> BestNetwork:
                          "trained trial from trials.csv")
     if ARCH not in trial.user_attrs:
         raise no_arch
-    if trial.values is None:
+    if ACCURACY not in trial.user_attrs:
         raise UsageError(f"--trial {number}: it was never trained (state {trial.state.name}), "
                          "so it has no validation accuracy; pick a trained trial from trials.csv")
     try:

@@ -2,13 +2,13 @@
 
 Three things make timings on a shared CPU repeatable (figures: docs/measurements.md):
 
-- A steady-state allocator (`MALLOPT`). By default glibc serves large blocks with
-  fresh ``mmap`` pages and hands freed memory back to the kernel, so one forward pass of a 224 px
-  network took about 1,700 minor page faults, and how many depended on the allocator's history:
-  the same networks timed twice in one process differed by up to 32%, and the calibrated table
-  predicted held-out networks with MAPE 8%. With freed memory kept for reuse there are no faults,
-  two measurements agree within 5%, and the MAPE is under 2%. A serving process reaches the same
-  steady state; docs/how-it-works.md says how to set it for a deployment.
+- A steady-state allocator (`nas.latency.target.MALLOPT`). By default glibc serves large blocks
+  with fresh ``mmap`` pages and hands freed memory back to the kernel, so one forward pass of a
+  224 px network took about 1,700 minor page faults, and how many depended on the allocator's
+  history: the same networks timed twice in one process differed by up to 32%, and the calibrated
+  table predicted held-out networks with MAPE 8%. With freed memory kept for reuse there are no
+  faults, two measurements agree within 5%, and the MAPE is under 2%. A serving process reaches
+  the same steady state; docs/how-it-works.md says how to set it for a deployment.
 - Pinned cores (`pinned`). The cores of one machine need not run at one speed (a phone's big and
   little cores; on the development VM one network took 3.0 ms pinned to core 0 and 4.4 ms pinned
   to core 1, three times each, alternating), so an unpinned process times whichever core the
@@ -23,30 +23,28 @@ Three things make timings on a shared CPU repeatable (figures: docs/measurements
 target's allocator setting to the process (once), then ``torchscript`` traces the module to
 TorchScript in memory, as the export ships it, ``torch`` runs PyTorch eager, both in eval mode
 under ``inference_mode``, and ``onnxruntime`` exports the module to ONNX in memory and runs it
-on ORT's CPU provider with the target's thread count. The allocator's settings and both runners come
-from `nas.time_model`, the script an export ships beside the model, so a bundle is timed the way
-its table was (`Target.runtime_settings` describes them for the model card).
+on ORT's CPU provider with the target's thread count. The code that applies the allocator's
+settings and both runners come from `nas.time_model`, the script an export ships beside the model,
+so a bundle is timed the way its table was (`Target.runtime_settings` describes them for the model
+card).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from nas.errors import UserError
+from nas.latency.target import MALLOPT, Target
 from nas.onnx_io import load_torchscript, to_onnx, to_torchscript
-from nas.time_model import (STEADY_MALLOPT, apply_mallopt, cores_text, median_and_iqr,
-                            onnxruntime_runner, pin_process, torch_runner, usable_cores)
-
-if TYPE_CHECKING:
-    from nas.latency.target import Target
+from nas.time_model import (apply_mallopt, cores_text, median_and_iqr, onnxruntime_runner,
+                            pin_process, torch_runner, usable_cores)
 
 Runner = Callable[[], object]
 
@@ -97,10 +95,6 @@ def pinned(cores: Sequence[int]) -> Iterator[None]:
         pin_process(usable)
 
 
-# Each allocator setting as the glibc mallopt parameters it sets: 'steady' keeps freed memory for
-# reuse, process-wide, so a forward pass never page-faults; 'system' leaves the C library as it is.
-MALLOPT: dict[str, Sequence[Mapping[str, object]]] = {"steady": STEADY_MALLOPT, "system": ()}
-ALLOCATORS = tuple(MALLOPT)
 _allocator_in_use: str | None = None
 
 
@@ -132,9 +126,9 @@ def _onnxruntime_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Run
     return onnxruntime_runner(to_onnx(module, x), x, threads)
 
 
+# One runner for each of `nas.latency.target.BACKENDS`.
 _RUNNERS = {"torchscript": _torchscript_runner, "torch": _torch_runner,
             "onnxruntime": _onnxruntime_runner}
-BACKENDS = tuple(_RUNNERS)
 
 
 def build_runner(target: Target, module: nn.Module, in_channels: int, size: int) -> Runner:

@@ -63,6 +63,13 @@ class LatencyTable:
                 seen[layer.key] = layer
         return list(seen.values())
 
+    def identity(self) -> str:
+        """12 hex digits naming what a run's latencies come from: the target and the fit of the
+        table (its calibration, validation and speed probe). Profiling only ever adds layers, so
+        a table that gained layers since keeps its identity; a rebuilt one gets another."""
+        made = {k: v for k, v in self.to_dict().items() if k not in ("entries", "space")}
+        return hashlib.sha256(json.dumps(made, sort_keys=True).encode()).hexdigest()[:12]
+
     def to_dict(self) -> dict[str, object]:
         return {"schema": SCHEMA_VERSION, "space": self.space, "target": asdict(self.target),
                 "fingerprint": self.target.fingerprint(),
