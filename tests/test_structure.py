@@ -19,8 +19,9 @@ from nas.data import DataError
 from nas.errors import UsageError, UserError
 from nas.export import ExportError
 from nas.final import FinalError
+from nas.latency import measure
 from nas.latency.table import TableError
-from nas.latency.target import Target
+from nas.latency.target import BACKENDS, Target
 from nas.model import ModelConfig
 from nas.run import RunError
 from nas.search import SearchStalled
@@ -28,6 +29,70 @@ from nas.space import SpaceError
 from nas.storage import StorageError
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _nas_imports(path: Path, modules: set[str]) -> set[str]:
+    """The nas modules ``path`` imports anywhere in it (in functions and under TYPE_CHECKING
+    too): ``import nas.x``, ``from nas.x import y``, ``from nas import x`` and relative forms.
+    ``from package import name`` counts as the submodule ``name`` where there is one, else as
+    the package."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) + 1 - node.level]
+                base = ".".join([*anchor, base] if base else anchor)
+            found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                      for a in node.names}
+    return found & modules
+
+
+def _import_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One circle of imports in ``graph`` (module -> modules it imports), first module
+    repeated at the end, or None."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return path[path.index(module):] + [module]
+        if module in done:
+            return None
+        for imported in sorted(graph[module]):
+            circle = visit(imported, [*path, module])
+            if circle:
+                return circle
+        done.add(module)
+        return None
+
+    return next(filter(None, (visit(m, []) for m in sorted(graph))), None)
+
+
+def test_no_nas_modules_import_each_other_in_a_circle():
+    paths = {_module_name(p): p for p in (ROOT / "nas").rglob("*.py")}
+    graph = {name: _nas_imports(path, set(paths)) for name, path in paths.items()}
+    assert graph["nas.latency.measure"] >= {"nas.latency.target", "nas.time_model"}  # sees them
+    circle = _import_circle(graph)
+    assert circle is None, "import circle: " + " -> ".join(circle or [])
+
+
+def test_the_circle_finder_names_a_circle():
+    graph = {"nas.a": {"nas.b"}, "nas.b": {"nas.c"}, "nas.c": {"nas.b"}, "nas.d": set()}
+    assert _import_circle(graph) == ["nas.b", "nas.c", "nas.b"]
+    assert _import_circle({**graph, "nas.c": {"nas.d"}}) is None
+
+
+def test_every_backend_a_target_accepts_has_a_runner():
+    assert tuple(measure._RUNNERS) == BACKENDS  # the table's, from nas.latency.target
 
 
 def test_no_module_imports_the_command_line():
