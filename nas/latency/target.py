@@ -5,22 +5,32 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nas.flags import flag, positive_int
-from nas.time_model import (MEMORY_FORMAT, ONNXRUNTIME_PROVIDERS, STEADY_MALLOPT, TORCH_MODE,
-                            backend_version, core_list, cores_text, environment,
-                            onnxruntime_options, usable_cores)
+from nas.time_model import (ONNXRUNTIME_PROVIDERS, TORCH_MODE, backend_version, core_list,
+                            cores_text, environment, onnxruntime_options, usable_cores)
 
 # The runtimes a target may time on; `nas.latency.measure.build_runner` has a runner for each.
 BACKENDS = ("torchscript", "torch", "onnxruntime")
 
-# Each allocator setting as the glibc mallopt parameters it sets: 'steady' keeps freed memory for
-# reuse, process-wide, so a forward pass never page-faults; 'system' leaves the C library as it is.
-MALLOPT: dict[str, Sequence[Mapping[str, object]]] = {"steady": STEADY_MALLOPT, "system": ()}
+# Each allocator setting as the glibc mallopt parameters it sets (numbers from <malloc.h>), each
+# with the environment variable glibc reads at start-up for the same parameter. 'steady' keeps
+# freed memory for reuse, process-wide, so a forward pass never page-faults: blocks up to 32 MiB
+# (glibc's ceiling on 64-bit) come from the heap, not fresh mmap pages, and up to 1 GiB of free
+# heap is kept instead of being handed back to the kernel. 'system' leaves the C library as it is.
+MALLOPT: dict[str, tuple[dict[str, Any], ...]] = {
+    "steady": ({"parameter": "M_MMAP_THRESHOLD", "number": -3, "value": 32 << 20,
+                "environment": "MALLOC_MMAP_THRESHOLD_"},
+               {"parameter": "M_TRIM_THRESHOLD", "number": -1, "value": 1 << 30,
+                "environment": "MALLOC_TRIM_THRESHOLD_"}),
+    "system": (),
+}
 ALLOCATORS = tuple(MALLOPT)
+
+MEMORY_FORMAT = "contiguous (NCHW)"  # the input as timed: not channels-last
 
 
 def cpu_model() -> str:
