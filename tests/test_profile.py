@@ -1,4 +1,8 @@
-"""`python -m nas profile` on a device with only torch installed."""
+"""`python -m nas profile` on a device with only torch installed.
+
+The torch wheel does not require numpy: torch imports it where it is installed and runs without
+it where it is not (with a warning), so numpy is blocked here as on such a device.
+"""
 
 import json
 import re
@@ -15,8 +19,9 @@ BLOCKER = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {'optuna', 'pandas', 'plotly', 'yaml', 'tqdm', 'fvcore'}:
-            raise ImportError(f'{name} is not installed on this device')
+        if name.split('.')[0] in {'optuna', 'pandas', 'plotly', 'yaml', 'tqdm', 'fvcore',
+                                  'numpy', 'PIL'}:
+            raise ModuleNotFoundError(f'{name} is not installed on this device', name=name)
 sys.meta_path.insert(0, Block())
 from nas.cli import main
 sys.exit(main(sys.argv[1:]))
