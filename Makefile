@@ -1,13 +1,14 @@
 # `make search`: set everything up on a fresh machine and run the default search
 # (`make search BUDGET=11ms` for another budget).
-# `make test`: set up and run the tests.
+# `make test`: set up and run the tests; `make test-fast`: only those that take seconds (no
+# subprocess searches, no PostgreSQL server, no optuna-dashboard).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 FASHION := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data postgres search test bench clean
+.PHONY: setup data postgres search test test-fast bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,9 @@ search: setup data
 
 test: setup postgres
 	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not postgres and not dashboard"
 
 bench: setup data
 	$(PY) benchmarks/latency_accuracy.py

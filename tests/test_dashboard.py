@@ -8,11 +8,15 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from test_search import BlockCountLatency, FakeEvaluator
 from nas.config import SearchConfig
 from nas.search import METRICS, make_sampler, open_study, search
 from nas.space import load_space
 from nas.storage import open_storage
+
+pytestmark = pytest.mark.dashboard
 
 
 def _free_port() -> int:

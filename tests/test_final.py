@@ -56,6 +56,7 @@ def test_recipe_is_the_proxy_s_with_crops_for_long_training():
     assert FinalConfig().recipe() == replace(TrainConfig(), epochs=30.0, crop_padding=2)
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_to_the_uninterrupted_weights(searched, tmp_path,
                                                                    monkeypatch, capsys):
     whole, broken = (RunDir(shutil.copytree(searched, tmp_path / name))
@@ -90,6 +91,7 @@ def test_interrupted_training_resumes_to_the_uninterrupted_weights(searched, tmp
     assert err.count("\n") == 1 and "seed 0 (asked: 1)" in err and "delete" in err
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_training_is_not_resumed(run, monkeypatch, capsys):
     _stop_after_first_checkpoint(monkeypatch)
     assert _train(run) == 130
@@ -100,6 +102,7 @@ def test_a_checkpoint_of_another_training_is_not_resumed(run, monkeypatch, capsy
     assert err.count("\n") == 1 and "epochs 3 (asked: 4)" in err
 
 
+@pytest.mark.slow
 def test_export_prefers_final_weights(run, capsys):
     run_dir = RunDir(run)
     out = run / "out"
@@ -125,6 +128,7 @@ def test_export_prefers_final_weights(run, capsys):
 
 
 @pytest.mark.parametrize("trial", ["7", "-1"])
+@pytest.mark.slow
 def test_a_trial_the_study_lacks_is_refused_in_one_line(run, capsys, trial):
     assert _train(run, "--trial", trial) == 2
     err = capsys.readouterr().err
@@ -132,6 +136,7 @@ def test_a_trial_the_study_lacks_is_refused_in_one_line(run, capsys, trial):
     assert not (run / "final").exists()
 
 
+@pytest.mark.slow
 def test_trial_flag_trains_that_trial(run):
     assert _train(run, "--trial", "0", "--epochs", "1") == 0
     record = json.loads(RunDir(run).final_record.read_text())

@@ -183,6 +183,7 @@ def _one_line_exit_2(*args: str) -> str:
     return r.stderr
 
 
+@pytest.mark.slow
 def test_a_fuzzed_space_or_table_ends_in_one_line_and_exit_2(tmp_path, idx_dir):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE_TEXT.replace("resolution: 28", "resolution: 2001-13-45"))

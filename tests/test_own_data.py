@@ -4,10 +4,13 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from conftest import write_image
 from nas.cli import main
+
+pytestmark = pytest.mark.slow  # whole searches
 
 CLASSES = ("cat", "dog", "fish")
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from nas.latency.table import LatencyTable
@@ -33,6 +34,7 @@ def _profile(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_profile_runs_with_only_torch_and_resumes(tmp_path):
     out = tmp_path / "lut.json"
     # Eager: 363 layers traced to TorchScript (the default backend, which needs only torch as
@@ -63,6 +65,7 @@ def test_yaml_space_without_pyyaml_says_what_to_do(tmp_path):
     assert r.returncode == 2 and "install pyyaml or give the space as JSON" in r.stderr
 
 
+@pytest.mark.slow
 def test_profile_refuses_a_table_of_another_target(tmp_path):
     out = tmp_path / "lut.json"
     eager = ("--backend", "torch")  # a table in seconds; the backend is not what is tested

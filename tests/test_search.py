@@ -82,6 +82,7 @@ def test_diverging_candidate_is_failed_with_reason_and_search_goes_on(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_same_seed_same_trials(tmp_path):
     runs = []
     for name in ("a", "b"):

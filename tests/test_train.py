@@ -22,6 +22,7 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert lrs[-1] < 1e-3
 
 
+@pytest.mark.slow
 def test_evaluator_trains_from_the_seed_and_keeps_the_model_it_scored(tmp_path):
     directory = write_fashion_like(tmp_path / "data", n_train=2000)
     data = load_dataset("fashion-mnist", directory, val_samples=200, seed=0)
