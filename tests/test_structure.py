@@ -179,8 +179,16 @@ def test_a_wheel_carries_the_default_space(tmp_path):
     assert "nas/commands/search.py" in names
 
 
-def test_public_names_resolve():
+def test_public_names_load_on_first_use_from_the_modules_that_define_them():
+    code = ("import sys, nas; loaded = sorted(m for m in sys.modules if m.startswith('nas.') "
+            "or m == 'torch'); print(loaded, nas.Arch is sys.modules['nas.arch'].Arch)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "True"]  # `import nas` alone loads nothing
     for name in nas.__all__:
-        assert getattr(nas, name) is not None
+        public = getattr(nas, name)
+        if callable(public):  # a class or function, under its own name
+            assert public.__module__.startswith("nas.") and public.__name__ == name
+        else:  # a constant (the reference networks): an instance of one of ours
+            assert type(public).__module__.startswith("nas."), name
     with pytest.raises(AttributeError):
         nas.not_a_name
