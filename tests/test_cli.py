@@ -208,3 +208,26 @@ def test_fewer_latency_cores_than_threads_is_one_line(tmp_path, capsys):
                  "--results-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "give at least one core per thread" in err and err.strip().count("\n") == 0
+
+
+def test_a_stop_just_after_tell_exits_130_without_a_traceback(tmp_path, tiny_space, tiny_data,
+                                                              tiny_lut, monkeypatch, capsys):
+    """Ctrl-C landing once the trial was told: the search unwinds to exit 130, says how to
+    resume, and keeps the told trial."""
+    import optuna
+
+    tell = optuna.Study.tell
+
+    def tell_then_stop(self, *args, **kwargs):
+        told = tell(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(optuna.Study, "tell", tell_then_stop)
+    command = search_command(tiny_space, tiny_data, tmp_path, "run", 2, "--lut", str(tiny_lut))
+    assert main(["search", *command[1:]]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "interrupted: results so far are saved" in err
+    monkeypatch.undo()
+    [trial] = optuna.load_study(study_name="run",
+                                storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE

@@ -125,3 +125,24 @@ def test_workers_saving_at_once_leave_the_best_of_all(tmp_path):
         assert w.exitcode == 0
     best, _ = load_best(RunDir(tmp_path))
     assert best.accuracy == max(accuracies) and best.trial == 40
+
+
+def test_atomic_writes_reach_the_disk_before_and_after_the_rename(tmp_path, monkeypatch):
+    """The file's content is synced before it takes the name, and the folder after: a power
+    cut leaves the old file or the new one, whole."""
+    import os
+
+    from nas.atomic import write_text
+
+    synced: list[tuple[str, bool]] = []
+    fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        synced.append((os.path.basename(path), (tmp_path / "out.txt").exists()))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    write_text(tmp_path / "out.txt", "new")
+    assert synced == [(".out.txt.%d.tmp" % os.getpid(), False), (tmp_path.name, True)]
+    assert (tmp_path / "out.txt").read_text() == "new"

@@ -9,8 +9,10 @@ from nas.budget import BudgetRule
 from nas.latency.predict import Prediction
 from nas.config import SAMPLERS, SearchConfig
 from nas.evaluator import Evaluation
-from nas.search import (STATUS, SearchStalled, Status, best_under_budget, make_sampler,
-                        open_study, run_trial, search, trained_count)
+from nas.report import front_info, trials_frame
+from nas.search import (PROMOTED_FROM, RUNG, STATUS, SearchStalled, Status, best_under_budget,
+                        make_sampler, open_study, run_trial, rung_results, sampler_view, search,
+                        trained_count)
 from nas.space import load_space
 from nas.train import Diverged
 
@@ -81,7 +83,6 @@ def test_diverging_candidate_is_failed_with_reason_and_search_goes_on(tmp_path):
     assert sum(t.user_attrs[STATUS] == Status.TRAINED for t in study.trials) == 3
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_same_seed_same_trials(tmp_path):
     runs = []
@@ -171,3 +172,62 @@ def test_a_stop_inside_ask_still_closes_the_trial_it_created(tmp_path, stop):
     [trial] = study.trials
     assert trial.state == optuna.trial.TrialState.FAIL
     assert trial.user_attrs[STATUS] == Status.INTERRUPTED
+
+
+def test_a_stop_just_after_tell_keeps_the_told_trial_and_unwinds(tmp_path, monkeypatch):
+    """A stop that lands once ``tell`` finished the trial: nothing is left to close, and the
+    stop itself (not an error about a finished trial) reaches the caller."""
+    study = _study(tmp_path, sampler="random")
+    tell = study.tell
+
+    def tell_then_stop(*args, **kwargs):
+        told = tell(*args, **kwargs)
+        raise KeyboardInterrupt
+        return told
+
+    monkeypatch.setattr(study, "tell", tell_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(study, load_space(LARGE_SPACE), BlockCountLatency(), FakeEvaluator(),
+                  SearchConfig(budget_ms=100, trials=1), SINGLE)
+    [trial] = study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.user_attrs[STATUS] == Status.TRAINED
+
+
+def test_a_promotion_queued_twice_is_trained_once(tmp_path):
+    """Two workers that pick the same promotion at once both queue it; the trial with the lower
+    number takes it, the other is closed untrained, and the parent counts as promoted."""
+    study, evaluator = _study(tmp_path, sampler="random"), FakeEvaluator()
+    space, config, rungs = load_space(LARGE_SPACE), SearchConfig(budget_ms=100, trials=1), (
+        0.5, 2.0)
+    parent = run_trial(study, space, BlockCountLatency(), evaluator, config, rungs)
+    for _ in range(2):
+        study.enqueue_trial(parent.params, user_attrs={RUNG: 1, PROMOTED_FROM: parent.number})
+    first = run_trial(study, space, BlockCountLatency(), evaluator, config, rungs)
+    second = run_trial(study, space, BlockCountLatency(), evaluator, config, rungs)
+    assert first.user_attrs[STATUS] == Status.TRAINED and first.user_attrs[RUNG] == 1
+    assert second.user_attrs[STATUS] == Status.DUPLICATE
+    assert second.state == optuna.trial.TrialState.FAIL
+    assert f"trial {first.number} took this promotion first" == second.user_attrs["reason"]
+    assert len(evaluator.seen) == 2  # the parent at rung 0, its promotion once
+    assert rung_results(study.trials)[1] == {parent.number}
+    assert trained_count(study, top_rung=1) == 1
+
+
+def test_optunas_front_is_the_reports_front(tmp_path):
+    """Cheaper rungs are PRUNED: ``study.best_trials`` (and so optuna-dashboard's Pareto view)
+    holds exactly the report's front, while the sampler saw those trials as COMPLETE."""
+    study, rungs = _study(tmp_path), (0.25, 2.0)
+    config = SearchConfig(budget_ms=16, trials=3, eta=2, bands=1, rung_epochs=(0.25,))
+    search(study, load_space(LARGE_SPACE), BlockCountLatency(), FakeEvaluator(), config, rungs)
+    frame = trials_frame(study.trials)
+    info = front_info(frame, BudgetRule(16), 0.5, rungs)
+    assert len(info.front) >= 1 and (frame["rung"] == 0).sum() > len(info.front)
+    assert {t.number for t in study.best_trials} == set(info.front["number"])
+    cheap = [t for t in study.trials if t.user_attrs.get(RUNG) == 0
+             and t.user_attrs[STATUS] == Status.TRAINED]
+    assert cheap and all(t.state == optuna.trial.TrialState.PRUNED for t in cheap)
+    seen = sampler_view(cheap[0])
+    assert seen.state == optuna.trial.TrialState.COMPLETE
+    assert seen.values == [cheap[0].user_attrs["accuracy"], cheap[0].user_attrs["latency_ms"]]
+    assert cheap[0].state == optuna.trial.TrialState.PRUNED  # the study's own is untouched

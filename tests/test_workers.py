@@ -3,6 +3,7 @@ one command (``--workers``), and on a real PostgreSQL server (scripts/postgres.s
 folder each, as on two machines."""
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import pytest
 from conftest import ROOT, search_command
 from nas.budget import BudgetRule
 from nas.run import RunDir, RunRecord, load_best
-from nas.search import STATUS, Status, best_under_budget, open_study
+from nas.search import PROMOTED_FROM, RUNG, STATUS, Status, best_under_budget, open_study
 from nas.storage import WORKER, open_storage
 from nas.workers import AUTO_MAX, Helpers, plan, worker_count
 
@@ -36,37 +37,52 @@ def _run_at_once(commands: list[list[str]]) -> list[str]:
     return errs
 
 
-def _check_the_study(storage: str, name: str) -> list:
-    """No trial lost or left running, none trained twice, the count overshot by at most
-    workers - 1, and every worker trained some."""
+def _check_the_study(storage: str, name: str, top_rung: int = 0) -> list:
+    """No trial lost or left running, none trained twice at any rung (a promotion taken once),
+    the top-rung count overshot by at most workers - 1, and every worker trained some."""
     trials = open_study(storage, name).trials
     assert [t.number for t in trials] == list(range(len(trials)))
     assert all(t.state.is_finished() for t in trials)
     trained = [t for t in trials if t.user_attrs.get(STATUS) == Status.TRAINED]
-    assert TRIALS <= len(trained) <= TRIALS + WORKERS - 1
+    top = [t for t in trained if t.user_attrs[RUNG] == top_rung]
+    assert TRIALS <= len(top) <= TRIALS + WORKERS - 1
+    promoted = [t.user_attrs[PROMOTED_FROM] for t in trained if PROMOTED_FROM in t.user_attrs]
+    assert len(promoted) == len(set(promoted)) == (len(top) if top_rung else 0)
     assert len({t.system_attrs[WORKER]["pid"] for t in trained}) == WORKERS
     return trials
 
 
-def _check_the_folder(run: RunDir, trials: list) -> None:
+def _check_the_folder(run: RunDir, trials: list, top_rung: int = 0) -> None:
     """The report lists every trial, and best/ and the summary name the study's best."""
     report = pd.read_csv(run.trials_csv())
     assert sorted(report["number"]) == [t.number for t in trials]
-    best = best_under_budget(trials, BudgetRule(1000))
+    best = best_under_budget(trials, BudgetRule(1000), top_rung)
     assert load_best(run)[0].trial == best.number
     assert f"- trial {best.number}: validation accuracy" in run.summary().read_text()
 
 
-@pytest.mark.slow
+# Successive halving (rungs of 0.5 and 1 epoch, 1 in 2 promoted) and a reference network.
+HALVING = ("--rung-epochs", "0.5", "--eta", "2", "--references", "mobilenetv3-small")
+
+
+def _one_coordinator(run: RunDir, errs: list[str]) -> None:
+    """One process trained the reference and verified the front; the reference appears once."""
+    assert sum("reference mobilenetv3-small: training" in err for err in errs) == 1
+    assert sum("verifying on the target" in err for err in errs) == 1
+    assert [r["name"] for r in json.loads(run.references.read_text())] == ["mobilenetv3-small"]
+    assert sum("trains candidates only" in err for err in errs) == len(errs) - 1
+
+
 def test_two_workers_share_one_run_folder(tmp_path, tiny_space, tiny_data):
-    command = search_command(tiny_space, tiny_data, tmp_path, "run", TRIALS)
+    command = search_command(tiny_space, tiny_data, tmp_path, "run", TRIALS, *HALVING)
     errs = _run_at_once([command] * WORKERS)
     # The table did not exist: one worker built it while the other waited, then used it.
     timed = [int(m) for err in errs for m in re.findall(r"(\d+) still to time", err)]
     assert len(timed) == WORKERS and sorted(timed)[0] == 0 < sorted(timed)[1]
     assert len(list((tmp_path / "luts").glob("*.json"))) == 1
     run = RunDir(tmp_path / "run")
-    _check_the_folder(run, _check_the_study(RunRecord.load(run).storage, "run"))
+    _check_the_folder(run, _check_the_study(RunRecord.load(run).storage, "run", 1), 1)
+    _one_coordinator(run, errs)
 
 
 def test_plan_splits_the_cores_between_workers():
@@ -167,16 +183,20 @@ def postgres_url():
 @pytest.mark.postgres
 def test_two_workers_on_postgresql_as_on_two_machines(tmp_path, tiny_space, tiny_data,
                                                        tiny_lut, postgres_url):
-    commands = [search_command(tiny_space, tiny_data, tmp_path / machine, "run", TRIALS,
-                               "--storage", postgres_url, "--lut", str(tiny_lut))
-                for machine in ("a", "b")]
-    _run_at_once(commands)
-    trials = _check_the_study(postgres_url, "run")
+    commands = []
+    for machine in ("a", "b"):  # each machine its own copy of the target's table
+        lut = shutil.copy(tiny_lut, tmp_path / f"{machine}.json")
+        commands.append(search_command(tiny_space, tiny_data, tmp_path / machine, "run", TRIALS,
+                                       "--storage", postgres_url, "--lut", str(lut), *HALVING))
+    errs = _run_at_once(commands)
+    trials = _check_the_study(postgres_url, "run", 1)
+    for machine, err in zip("ab", errs):  # each machine's folder: its own coordinator
+        _one_coordinator(RunDir(tmp_path / machine / "run"), [err])
     # Each machine's best/ holds the best it trained; the study's best is in one of them.
-    best = best_under_budget(trials, BudgetRule(1000))
+    best = best_under_budget(trials, BudgetRule(1000), 1)
     assert best.number in {load_best(RunDir(tmp_path / m / "run"))[0].trial for m in "ab"}
     # The same command again on a machine brings its folder up to the whole study (best/
     # retrained there if the other machine trained it), and trains nothing more.
     _run_at_once(commands[:1])
     assert open_study(postgres_url, "run").trials == trials
-    _check_the_folder(RunDir(tmp_path / "a" / "run"), trials)
+    _check_the_folder(RunDir(tmp_path / "a" / "run"), trials, 1)
