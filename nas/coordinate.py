@@ -27,12 +27,59 @@ from nas.latency.profile import measure_layers, time_networks
 from nas.references import REFERENCES, ReferenceResult, adapt, load_references, save_references
 from nas.report import front_info, trials_frame
 from nas.run import RunDir, RunError, RunRecord, load_best, read_checkpoint, save_best
-from nas.search import ARCH, best_under_budget, close_stale_trials, trained_network, trial_seed
+from nas.identity import Identity, check
+from nas.monitor import TrialMonitor
+from nas.search import (ARCH, best_under_budget, close_stale_trials, made_identity, search,
+                        trained_network, trial_seed)
 from nas.space import SearchSpace
 from nas.storage import WorkerStorage
 from nas.verify import Timer, run_choice, verify_front
+from nas.workers import Helpers
 
 POLL_S = 5.0  # how often the coordinator looks whether the other workers' trials have ended
+
+
+def made_identities(run_dir: RunDir, storage: WorkerStorage,
+                    name: str) -> list[tuple[str, Identity]]:
+    """The identities the run was made with, where each is recorded: its run.json, its study
+    (on a shared server, the study may predate this machine's folder)."""
+    made = []
+    if run_dir.record.is_file():
+        made.append((str(run_dir.root), RunRecord.load(run_dir).identity()))
+    in_study = made_identity(storage, name)
+    if in_study is not None:
+        made.append((f"study {name!r}", in_study))
+    return made
+
+
+def check_all(made: list[tuple[str, Identity]], now: Identity) -> None:
+    """Refuse in one line (`nas.identity.check`) a start that differs from any of them."""
+    for where, identity in made:
+        check(identity, now, where)
+
+
+def coordinate(study: optuna.Study, storage: WorkerStorage, record: RunRecord, run_dir: RunDir,
+               space: SearchSpace, latency: LatencyModel, evaluator: TrainEvaluator,
+               monitor: TrialMonitor, lut_path: Path, helper_argv: list[str]) -> None:
+    """The coordinator's search: best/ restored, the references' layers timed, then helpers
+    started (``helper_argv``, ``record.workers - 1`` of them) while it trains the references and
+    candidates; once every worker is done, the front verified on the target."""
+    rungs = record.search.rungs(record.train.epochs)
+    restore_best(study, run_dir, record, evaluator, len(rungs) - 1)
+    references = references_to_train(run_dir, record, space, latency, lut_path)
+    # Helpers start after the last timing on this machine until the verification.
+    helpers = Helpers.start(helper_argv, record.workers - 1, run_dir.root)
+    with monitor:
+        try:
+            train_references(run_dir, record, evaluator, latency, references)
+            search(study, space, latency, evaluator, record.search, rungs, monitor.on_trial,
+                   run_dir.training_turn)
+            for problem in helpers.wait():
+                print(f"warning: {problem}", file=sys.stderr)
+        finally:
+            helpers.stop()
+        wait_for_workers(study, storage)
+        verify_on_target(study, run_dir, record, evaluator, len(rungs) - 1)
 
 
 def close_stale(study: optuna.Study, storage: WorkerStorage) -> None:

@@ -12,12 +12,13 @@ from dataclasses import replace
 from nas.arch import Arch
 from nas.atomic import locked
 from nas.commands.common import lut_info
+from nas.identity import check
 from nas.latency.predict import LatencyModel
 from nas.latency.table import LatencyTable
 from nas.report import trials_frame, write_report
 from nas.references import load_references
 from nas.run import RunDir, RunRecord
-from nas.search import ARCH, LATENCY, LATENCY_ERR, open_study
+from nas.search import ARCH, LATENCY, LATENCY_ERR, made_identity, open_study
 from nas.storage import open_storage
 from nas.verify import run_choice
 
@@ -29,8 +30,11 @@ def run(args: argparse.Namespace) -> int:
     table = None if args.lut is None else LatencyTable.load(args.lut, space=record.space_name)
     target = record.target if table is None else table.target
     choice = run_choice(run_dir, record, target, budget)  # measured on that target, if ever
-    frame = trials_frame(open_study(open_storage(record.storage), record.name).trials,
-                         choice.measured_ms)
+    storage = open_storage(record.storage)
+    made = made_identity(storage, record.name)
+    if made is not None:  # the study of another run under the same name (a shared server)
+        check(made, record.identity(), f"study {record.name!r}")
+    frame = trials_frame(open_study(storage, record.name).trials, choice.measured_ms)
     suffix = ""
     references = load_references(run_dir.references)
     if table is not None:

@@ -11,11 +11,9 @@ from pathlib import Path
 from nas.atomic import claimed
 from nas.commands.common import load_data, lut_info, space_from_args, target_from_args
 from nas.config import DataConfig, ProfileConfig, SearchConfig, TrainConfig
-from nas.coordinate import (close_stale, references_to_train, restore_best, train_references,
-                            verify_on_target, wait_for_workers)
+from nas.coordinate import check_all, close_stale, coordinate, made_identities
 from nas.evaluator import TrainEvaluator
 from nas.flags import from_args
-from nas.identity import Identity, check
 from nas.latency.predict import LatencyModel
 from nas.latency.profile import check_coverage, check_speed, profile_space
 from nas.latency.table import LatencyTable, default_path, file_hash
@@ -23,11 +21,11 @@ from nas.latency.target import Target
 from nas.model import ModelConfig
 from nas.monitor import TrialMonitor
 from nas.run import DataInfo, LutInfo, RunDir, RunRecord, run_name
-from nas.search import made_identity, make_sampler, open_study, search
+from nas.search import make_sampler, open_study, search
 from nas.space import SearchSpace
 from nas.storage import open_storage
 from nas.train import use_threads
-from nas.workers import Helpers, plan, usable_core_count
+from nas.workers import plan, usable_core_count
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,16 +60,16 @@ def run(args: argparse.Namespace) -> int:
             target=target, lut=lut, training_threads=use_threads(train_config.train_threads),
             workers=workers)
 
-    made = _made(run_dir, storage, name)
+    made = made_identities(run_dir, storage, name)
     held = LatencyTable.load(lut_path, space=space.name) if lut_path.is_file() else None
     now = LutInfo(str(lut_path), "", held.identity() if held else "none", "")
-    _check(made, record_with(now, target or held.target).identity())  # before any timing
+    check_all(made, record_with(now, target or held.target).identity())  # before any timing
     role = nullcontext(False) if args.helper else claimed(run_dir.coordinator_lock)
     with role as coordinator:
         with run_dir.timing_turn() if coordinator else nullcontext():
             table = _latency_table(lut_path, target, space, model, check=coordinator)
         record = record_with(lut_info(lut_path, table), table.target)
-        _check(made, record.identity())
+        check_all(made, record.identity())
         if coordinator or not run_dir.record.is_file():
             record.save(run_dir)
         study = open_study(storage, name, identity=record.identity())
@@ -89,42 +87,14 @@ def run(args: argparse.Namespace) -> int:
                 search(study, space, latency, evaluator, config, rungs, monitor.on_trial,
                        run_dir.training_turn)
             return 0
-        restore_best(study, run_dir, record, evaluator, len(rungs) - 1)
-        references = references_to_train(run_dir, record, space, latency, lut_path)
-        # Helpers start after the last timing on this machine until the verification.
-        helpers = Helpers.start([*args.argv, "--workers", str(workers), "--train-threads",
-                                 str(record.training_threads), "--run-name", name, "--storage",
-                                 storage_url], workers - 1, run_dir.root)
-        with monitor:
-            try:
-                train_references(run_dir, record, evaluator, latency, references)
-                search(study, space, latency, evaluator, config, rungs, monitor.on_trial,
-                       run_dir.training_turn)
-                for problem in helpers.wait():
-                    print(f"warning: {problem}", file=sys.stderr)
-            finally:
-                helpers.stop()
-            wait_for_workers(study, storage)
-            verify_on_target(study, run_dir, record, evaluator, len(rungs) - 1)
+        helper_argv = [*args.argv, "--workers", str(workers), "--train-threads",
+                       str(record.training_threads), "--run-name", name, "--storage",
+                       storage_url]
+        coordinate(study, storage, record, run_dir, space, latency, evaluator, monitor,
+                   lut_path, helper_argv)
     print(run_dir.summary().read_text())
     print(f"results in {run_dir.root}/ (pareto.html, trials.csv, summary.md, best/)")
     return 0
-
-
-def _made(run_dir: RunDir, storage: object, name: str) -> list[tuple[str, Identity]]:
-    """The identities this run was made with: its run.json's, and its study's."""
-    made = []
-    if run_dir.record.is_file():
-        made.append((str(run_dir.root), RunRecord.load(run_dir).identity()))
-    in_study = made_identity(storage, name)  # type: ignore[arg-type]
-    if in_study is not None:
-        made.append((f"study {name!r}", in_study))
-    return made
-
-
-def _check(made: list[tuple[str, Identity]], now: Identity) -> None:
-    for where, identity in made:
-        check(identity, now, where)
 
 
 def _latency_table(path: Path, target: Target | None, space: SearchSpace, model: ModelConfig,
