@@ -66,6 +66,9 @@ class FrontInfo:
     hypervolume: float  # of the front, reference (accuracy 0, latency = budget)
     seed_std: float  # seed noise of one accuracy, in points
     within_noise: pd.DataFrame  # trained within budget, indistinguishable from the best
+    # 10th and 90th percentile of the sampled candidates' predicted latency: the budgets that
+    # would bind on this target (None before any candidate was sampled)
+    binding_ms: tuple[float, float] | None
     # Reference networks (name, accuracy, latency_ms, latency_err_ms, arch), each with the most
     # accurate candidate trained at the top rung at no more latency (rival_*; none: NaN).
     references: pd.DataFrame
@@ -108,7 +111,16 @@ def front_info(frame: pd.DataFrame, choice: BudgetRule, seed_std: float,
                      over_budget=int((frame["status"] == Status.OVER_BUDGET).sum()),
                      failed=int((frame["status"] == Status.FAILED).sum()),
                      hypervolume=hypervolume(points, 0.0, budget_ms), seed_std=seed_std,
-                     within_noise=tied, references=_rivals(trained, references))
+                     within_noise=tied, binding_ms=_binding(frame),
+                     references=_rivals(trained, references))
+
+
+def _binding(frame: pd.DataFrame) -> tuple[float, float] | None:
+    """The 10th to 90th percentile of the sampled candidates' predicted latency."""
+    sampled = frame.loc[frame["rung"] == 0, "latency_ms"].dropna()
+    if sampled.empty:
+        return None
+    return float(sampled.quantile(0.1)), float(sampled.quantile(0.9))
 
 
 def _rivals(trained: pd.DataFrame, references: Sequence[ReferenceResult]) -> pd.DataFrame:
@@ -126,11 +138,46 @@ def _rivals(trained: pd.DataFrame, references: Sequence[ReferenceResult]) -> pd.
                                        "rival_number", "rival_accuracy", "rival_latency_ms"])
 
 
+@dataclass(frozen=True)
+class PlotFrame:
+    """What the Pareto plot's axes show: the trained candidates at the top rung and the
+    references, padded; the budget drawn as a line inside the latency range, else marked at the
+    edge it lies beyond."""
+
+    latency_ms: tuple[float, float]
+    accuracy: tuple[float, float]  # in %
+    budget_edge: str | None  # "right" or "left" when the budget lies off the latency range
+
+
+PAD = 0.08  # share of a range added on each side
+
+
+def plot_frame(frame: pd.DataFrame, info: FrontInfo) -> PlotFrame:
+    """The axes' ranges: from the top rung's candidates and the references (with their error
+    bars), not from the cheaper rungs, whose short trainings score far lower."""
+    done = frame[(frame["status"] == Status.TRAINED) & (frame["rung"] == len(info.rungs) - 1)]
+    refs = info.references
+    x = [*done["latency_ms"], *refs["latency_ms"]]
+    y = [*(done["accuracy"] * 100), *(refs["accuracy"] * 100)]
+    if not x:  # nothing trained yet: the budget and the whole accuracy scale
+        return PlotFrame((0.0, 1.2 * info.budget_ms), (0.0, 100.0), None)
+    low, high = min(x), max(x)
+    pad = PAD * max(high - low, 0.1 * high)
+    latency = (max(0.0, low - pad), high + pad)
+    edge = ("right" if info.budget_ms > latency[1] else
+            "left" if info.budget_ms < latency[0] else None)
+    bottom, top = min(y) - info.seed_std, max(y) + info.seed_std
+    pad = PAD * max(top - bottom, 1.0)
+    return PlotFrame(latency, (max(0.0, bottom - pad), min(100.0, top + pad)), edge)
+
+
 def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure:
     """Candidates trained at the top rung with latency and accuracy error bars, those that
     stopped at a cheaper rung (lower accuracy: shorter training), the reference networks, the
     front and the budget line; below, on the same latency axis, the candidates rejected before
-    training (predicted latency only)."""
+    training (predicted latency only). The axes frame the top rung and the references
+    (`plot_frame`); the cheaper rungs are hidden until their legend entry is clicked."""
+    axes = plot_frame(frame, info)
     done = frame[frame["status"] == Status.TRAINED]
     top = len(info.rungs) - 1
     trained = done[done["rung"] == top]
@@ -145,6 +192,7 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
     for data, name, color in traces:
         fig.add_trace(go.Scatter(
             x=data["latency_ms"], y=data["accuracy"] * 100, mode="markers", name=name,
+            visible="legendonly" if name.startswith("stopped") else True,
             marker={"color": color, "size": 8},
             error_x={"type": "data", "array": data["latency_err_ms"], "thickness": 1},
             error_y={"type": "constant", "value": info.seed_std, "thickness": 1},
@@ -172,13 +220,23 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
         customdata=rejected[["number", "arch"]],
         hovertemplate="trial %{customdata[0]} at %{x:.2f} ms (not trained)"
                       "<br>%{customdata[1]}<extra></extra>"), row=2, col=1)
-    fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black", row=1, col=1,
-                  annotation_text=f"budget {info.budget_ms:g} ms")
-    fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black", row=2, col=1)
+    if axes.budget_edge is None:
+        fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black", row=1, col=1,
+                      annotation_text=f"budget {info.budget_ms:g} ms")
+        fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black", row=2, col=1)
+    else:
+        right = axes.budget_edge == "right"
+        fig.add_annotation(x=1.0 if right else 0.0, y=1.0, xref="x domain", yref="y domain",
+                           xanchor="right" if right else "left", yanchor="top", showarrow=False,
+                           text=(f"budget {info.budget_ms:g} ms {'→' if right else '←'} "
+                                 "(off the axis: every candidate here is "
+                                 f"{'within' if right else 'over'} it)"), row=1, col=1)
     fig.update_yaxes(title_text=f"validation accuracy (%), +- seed std {info.seed_std:g}",
-                     row=1, col=1)
+                     range=list(axes.accuracy), row=1, col=1)
     fig.update_yaxes(showticklabels=False, title_text="rejected", row=2, col=1)
-    fig.update_xaxes(title_text="predicted latency (ms)", row=2, col=1)
+    fig.update_xaxes(range=list(axes.latency_ms), row=1, col=1)
+    fig.update_xaxes(title_text="predicted latency (ms)", range=list(axes.latency_ms), row=2,
+                     col=1)
     fig.update_layout(title=title, template="plotly_white", height=700)
     return fig
 
@@ -223,7 +281,7 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
              f"{info.over_budget} excluded by the budget before training "
              f"({100 * info.over_budget / max(1, info.sampled):.0f}%), {info.failed} failed; "
              f"{info.within_budget} of the {info.trained} candidates trained at the top rung "
-             f"are within the budget on this target",
+             f"are within the budget on this target{_binding_text(info)}",
              f"- rungs: {_rungs_line(info, record)}",
              f"- hypervolume (accuracy x ms under the budget): {info.hypervolume:.3f}", ""]
     if info.best is None:
@@ -245,6 +303,15 @@ def summary_markdown(info: FrontInfo, record: RunRecord) -> str:
         lines.append(f"| {int(r['number'])} | {100 * r['accuracy']:.2f}% | "
                      f"{r['latency_ms']:.2f} | `{r['arch']}` |")
     return "\n".join(lines) + "\n"
+
+
+def _binding_text(info: FrontInfo) -> str:
+    """When the budget excluded nothing, the budgets that would have bound here."""
+    if info.over_budget or info.binding_ms is None or not info.sampled:
+        return ""
+    low, high = info.binding_ms
+    return (f"; the budget binds nothing here: budgets of {low:.2f} to {high:.2f} ms would "
+            "(10th to 90th percentile of the sampled candidates' predicted latency)")
 
 
 def _margin_text(choice: BudgetRule) -> str:

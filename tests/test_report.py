@@ -7,8 +7,8 @@ from conftest import LARGE_SPACE
 from nas.budget import BudgetRule
 from nas.config import SearchConfig
 from nas.references import ReferenceResult
-from nas.report import (budget_figure, front_info, pareto_figure, summary_markdown, trials_frame,
-                        write_report)
+from nas.report import (budget_figure, front_info, pareto_figure, plot_frame, summary_markdown,
+                        trials_frame, write_report)
 from nas.run import RunDir
 from nas.search import Status, make_sampler, open_study, search
 from nas.space import load_space
@@ -137,3 +137,45 @@ def test_budget_figure_gives_the_best_accuracy_reachable_under_each_budget(study
         assert accuracy == pytest.approx(100 * reachable)
     assert list(line.y) == sorted(line.y)  # more milliseconds never buy less accuracy
     assert max(line.y) == pytest.approx(100 * trained["accuracy"].max())
+
+
+def _frame(rows):
+    """A trials frame from (number, status, rung, accuracy, latency_ms) rows."""
+    frame = pd.DataFrame([{"number": n, "state": "COMPLETE", "status": s, "rung": r, "epochs": 1,
+                           "accuracy": a, "latency_ms": ms, "latency_err_ms": 0.1,
+                           "measured_latency_ms": None, "macs": 1e6, "params": 1e5,
+                           "train_seconds": 1.0, "arch": f"a{n}", "reason": ""}
+                          for n, s, r, a, ms in rows])
+    frame["reached_epochs"] = 2.0
+    return frame
+
+
+def test_the_plot_frames_the_top_rung_and_references_not_the_budget_or_cheap_rungs():
+    rows = [(0, Status.TRAINED, 0, 0.30, 1.8), (1, Status.TRAINED, 0, 0.22, 3.1),
+            (2, Status.TRAINED, 1, 0.85, 2.0), (3, Status.TRAINED, 1, 0.86, 3.0)]
+    frame = _frame(rows)
+    refs = [ReferenceResult("mobilenetv3-small", "x", 0.84, 2.5, 0.1, 2.0, 1.0)]
+    info = front_info(frame, BudgetRule(20.0), 0.5, (0.25, 2.0), refs)
+    axes = plot_frame(frame, info)
+    assert axes.latency_ms == pytest.approx((2.0 - 0.08, 3.0 + 0.08))
+    assert axes.accuracy == pytest.approx((84 - 0.5 - 0.08 * 3, 86 + 0.5 + 0.08 * 3))  # +-std
+    assert axes.budget_edge == "right"  # 20 ms lies beyond every candidate
+    fig = pareto_figure(frame, info, "t")
+    assert list(fig.layout.xaxis.range) == pytest.approx(list(axes.latency_ms))
+    assert list(fig.layout.yaxis.range) == pytest.approx(list(axes.accuracy))
+    assert any("budget 20 ms →" in a.text for a in fig.layout.annotations)
+    cheap = {t.name: t for t in fig.data}["stopped at a cheaper rung"]
+    assert cheap.visible == "legendonly"
+    inside = plot_frame(frame, front_info(frame, BudgetRule(2.5), 0.5, (0.25, 2.0), refs))
+    assert inside.budget_edge is None
+
+
+def test_a_budget_that_binds_nothing_says_which_budgets_would(tmp_path):
+    rows = [(i, Status.TRAINED, 0, 0.8, 1.0 + i) for i in range(11)]
+    frame = _frame(rows)
+    text = summary_markdown(front_info(frame, BudgetRule(20.0), 0.5), make_record(tmp_path))
+    assert ("the budget binds nothing here: budgets of 2.00 to 10.00 ms would (10th to 90th "
+            "percentile of the sampled candidates' predicted latency)") in text
+    over = _frame([*rows, (11, Status.OVER_BUDGET, 0, None, 30.0)])
+    text = summary_markdown(front_info(over, BudgetRule(20.0), 0.5), make_record(tmp_path))
+    assert "binds nothing" not in text
