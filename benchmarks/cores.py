@@ -18,7 +18,7 @@ from nas.latency.measure import build_runner, time_round_robin
 from nas.latency.target import Target
 from nas.model import MobileNet, ModelConfig
 from nas.space import load_space, random_archs
-from nas.time_model import usable_cores
+from nas.bundle_timer import usable_cores
 from record import append
 
 

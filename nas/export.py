@@ -1,7 +1,7 @@
 """Export the best network under the budget: JSON, TorchScript, ONNX and a model card.
 
 Every exported runtime is run on the same input as the PyTorch module and must agree. Beside a
-runtime format goes ``time_model.py`` (`nas.time_model`, copied unchanged), which times the
+runtime format goes ``time_model.py`` (`nas.bundle_timer`, copied unchanged), which times the
 model in a fresh process under the card's ``runtime_settings``.
 """
 
@@ -19,7 +19,7 @@ from nas.atomic import atomic_path, write_text
 from nas.errors import UserError
 from nas.model import MobileNet, ModelConfig
 from nas.onnx_io import INPUT, to_onnx, to_torchscript
-from nas.time_model import describe
+from nas.bundle_timer import describe
 
 TOLERANCE = 1e-4  # max |difference| of logits allowed between PyTorch and an exported runtime
 
@@ -49,7 +49,7 @@ def _onnx(model: MobileNet, x: torch.Tensor, out: Path) -> Callable[[torch.Tenso
 
 EXPORTERS = {"torchscript": _torchscript, "onnx": _onnx}
 FORMATS = ("json", *EXPORTERS)
-TIMER = "time_model.py"  # `nas.time_model`, shipped beside a runtime format
+TIMER = "time_model.py"  # `nas.bundle_timer`, shipped beside a runtime format
 
 
 def model_card_markdown(card: Mapping[str, object]) -> str:
@@ -93,7 +93,7 @@ def export_network(arch: Arch, config: ModelConfig, state_dict: dict[str, torch.
                 raise ExportError(f"{name} export disagrees with PyTorch (max |diff| {diff:.2e})")
             differences[name] = diff
     if differences:
-        write_text(out / TIMER, resources.files("nas").joinpath(TIMER).read_text())
+        write_text(out / TIMER, resources.files("nas").joinpath("bundle_timer.py").read_text())
     card = {**card, "arch": arch.to_string(), "formats": list(formats),
             "max_abs_diff_vs_pytorch": differences}
     write_text(out / "model_card.json", json.dumps(card, indent=2))

@@ -17,7 +17,7 @@ from nas.references import ReferenceResult
 from nas.run import RunDir, RunRecord
 from nas.search import (ACCURACY, ARCH, EPOCHS, LATENCY, LATENCY_ERR, MACS, PARAMS, REASON,
                         RUNG, SECONDS, STATUS, Status)
-from nas.time_model import pace
+from nas.bundle_timer import pace
 
 COLUMNS = ["number", "state", "status", "rung", "epochs", "reached_epochs", "accuracy",
            "latency_ms", "latency_err_ms", "measured_latency_ms", "macs", "params",

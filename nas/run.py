@@ -149,7 +149,7 @@ class LutInfo:
     sha256: str  # first 12 hex digits of the file's SHA-256
     identity: str  # `nas.latency.table.LatencyTable.identity`: the run's identity holds it
     calibration: str  # one line: fit and held-out check
-    speed_probe_ms: float | None = None  # the table's (`nas.time_model.speed_probe`)
+    speed_probe_ms: float | None = None  # the table's (`nas.bundle_timer.speed_probe`)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.time_model import usable_cores
+from nas.bundle_timer import usable_cores
 
 AUTO_MAX = 8  # `--workers auto` starts at most this many: each holds torch and the data
 STOP_WAIT_S = 60.0  # how long a stopped helper may take to close its trial before it is killed

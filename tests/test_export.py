@@ -14,14 +14,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import nas.time_model
+import nas.bundle_timer
 from nas.budget import BudgetRule
 from nas.cli import main
 from nas.export import export_network
 from nas.latency.target import Target
 from nas.model import MobileNet, ModelConfig
 from nas.run import BestNetwork, RunDir, save_best
-from nas.time_model import backend_version
+from nas.bundle_timer import backend_version
 from test_run import TINY, make_record
 
 
@@ -51,7 +51,7 @@ def test_every_format_runs_and_agrees_with_pytorch(tmp_path):
     assert card["seed"] == 7 and card["arch"] == TINY.to_string()
     assert card["formats"] == ["json", "torchscript", "onnx"]
     assert (tmp_path / "arch.txt").read_text().strip() == TINY.to_string()
-    assert (tmp_path / "time_model.py").read_text() == Path(nas.time_model.__file__).read_text()
+    assert (tmp_path / "time_model.py").read_text() == Path(nas.bundle_timer.__file__).read_text()
     refused = run_timer(tmp_path)  # this card has no runtime settings
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert "no runtime_settings" in refused.stderr
@@ -90,7 +90,7 @@ def test_export_command_uses_the_saved_best_and_refuses_a_mixed_up_one(tmp_path,
 
 def test_the_shipped_timer_needs_only_the_standard_library_torch_and_onnxruntime():
     imported = set()
-    for node in ast.walk(ast.parse(Path(nas.time_model.__file__).read_text())):
+    for node in ast.walk(ast.parse(Path(nas.bundle_timer.__file__).read_text())):
         if isinstance(node, ast.Import):
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -104,15 +104,15 @@ def test_the_timer_takes_turns_with_the_probe_and_rescales_by_it():
     def runner(name):
         return lambda: calls.__setitem__(name, calls[name] + 1)
 
-    model, probe = nas.time_model._time(runner("model"), 2, 12, runner("probe"))
+    model, probe = nas.bundle_timer._time(runner("model"), 2, 12, runner("probe"))
     assert len(model) == 12 and len(probe) == 15  # 3 turns: 5 + 5 + 2 of the model, 5 of probe
     assert calls == {"model": 2 + 3 + 12, "probe": 2 + 3 + 15}  # warm-up, one untimed a turn
-    assert nas.time_model._time(runner("model"), 0, 4, None)[1] == []
-    slower = nas.time_model.probe_lines(4.2, 0.6, 0.5, 3.5)
+    assert nas.bundle_timer._time(runner("model"), 0, 4, None)[1] == []
+    slower = nas.bundle_timer.probe_lines(4.2, 0.6, 0.5, 3.5)
     assert slower == ["speed probe: 0.600 ms now, 0.500 ms when the table was timed: this "
                       "machine runs 1.20x slower than then",
                       "at the table's speed: 3.50 ms, predicted 3.50 ms: +0.0%"]
-    assert "runs 2.00x faster than then" in nas.time_model.probe_lines(1.0, 0.25, 0.5,
+    assert "runs 2.00x faster than then" in nas.bundle_timer.probe_lines(1.0, 0.25, 0.5,
                                                                          None)[0]
 
 

@@ -19,7 +19,7 @@ from nas.latency.table import LatencyTable, file_hash
 from nas.latency.target import Target, backend_version, default_cores
 from nas.run import LutInfo, RunRecord
 from nas.space import SearchSpace, load_space, resolve_space
-from nas.time_model import cores_text
+from nas.bundle_timer import cores_text
 
 if TYPE_CHECKING:
     from nas.data import Dataset

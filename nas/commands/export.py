@@ -23,7 +23,7 @@ from nas.final import load_final
 from nas.latency.profile import time_networks
 from nas.model import MobileNet
 from nas.run import BestNetwork, RunDir, RunRecord, fit_weights, load_best
-from nas.time_model import probe_lines
+from nas.bundle_timer import probe_lines
 from nas.train import top1_accuracy
 
 

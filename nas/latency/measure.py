@@ -24,7 +24,7 @@ target's allocator setting to the process (once), then ``torchscript`` traces th
 TorchScript in memory, as the export ships it, ``torch`` runs PyTorch eager, both in eval mode
 under ``inference_mode``, and ``onnxruntime`` exports the module to ONNX in memory and runs it
 on ORT's CPU provider with the target's thread count. The code that applies the allocator's
-settings and both runners come from `nas.time_model`, the script an export ships beside the model,
+settings and both runners come from `nas.bundle_timer`, the script an export ships beside the model,
 so a bundle is timed the way its table was (`Target.runtime_settings` describes them for the model
 card).
 """
@@ -43,7 +43,7 @@ from torch import nn
 from nas.errors import UserError
 from nas.latency.target import MALLOPT, Target
 from nas.onnx_io import load_torchscript, to_onnx, to_torchscript
-from nas.time_model import (apply_mallopt, cores_text, median_and_iqr, onnxruntime_runner,
+from nas.bundle_timer import (apply_mallopt, cores_text, median_and_iqr, onnxruntime_runner,
                             pin_process, torch_runner, usable_cores)
 
 Runner = Callable[[], object]

@@ -23,7 +23,7 @@ from nas.latency.validate import Agreement, agreement
 from nas.model import MobileNet, ModelConfig
 from nas.progress import Progress
 from nas.space import SearchSpace, random_archs
-from nas.time_model import pace, probe_runner
+from nas.bundle_timer import pace, probe_runner
 
 
 def open_table(path: Path, space: SearchSpace, target: Target) -> LatencyTable:
@@ -67,7 +67,7 @@ def _time_group(table: LatencyTable, group: Sequence[Layer], config: ProfileConf
 def time_networks(archs: Sequence[Arch], target: Target, model_config: ModelConfig,
                   config: ProfileConfig) -> tuple[list[Timing], Timing]:
     """End-to-end latency of whole networks on this machine, timed round-robin, and of the
-    speed probe (`nas.time_model.speed_probe`) in the same rounds."""
+    speed probe (`nas.bundle_timer.speed_probe`) in the same rounds."""
     runners = [build_runner(target, MobileNet(a, model_config), model_config.in_channels,
                             target.input_size) for a in archs]
     with Progress(f"networks ({len(archs)})", config.network_rounds) as progress:

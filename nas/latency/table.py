@@ -11,7 +11,7 @@ File layout (schema 4)::
      "speed_probe": {"median_ms": .., "spread_ms": .., "count": ..}}
 
 ``validation`` scores the calibrated table on whole networks it was not fitted on, timed in the
-same rounds as the calibration networks, as is ``speed_probe`` (`nas.time_model.speed_probe`,
+same rounds as the calibration networks, as is ``speed_probe`` (`nas.bundle_timer.speed_probe`,
 absent from tables built before it existed).
 """
 
@@ -52,7 +52,7 @@ class LatencyTable:
     entries: dict[str, Timing] = field(default_factory=dict)
     calibration: Calibration | None = None
     validation: Agreement | None = None  # the calibrated table on held-out networks
-    # `nas.time_model.speed_probe`, timed in the calibration's rounds: the machine's speed then
+    # `nas.bundle_timer.speed_probe`, timed in the calibration's rounds: the machine's speed then
     speed_probe: Timing | None = None
 
     def missing(self, layers: Iterable[Layer]) -> list[Layer]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.flags import flag, positive_int
-from nas.time_model import (ONNXRUNTIME_PROVIDERS, TORCH_MODE, backend_version, core_list,
+from nas.bundle_timer import (ONNXRUNTIME_PROVIDERS, TORCH_MODE, backend_version, core_list,
                             cores_text, environment, onnxruntime_options, usable_cores)
 
 # The runtimes a target may time on; `nas.latency.measure.build_runner` has a runner for each.
