@@ -153,15 +153,17 @@ PAD = 0.08  # share of a range added on each side
 
 
 def plot_frame(frame: pd.DataFrame, info: FrontInfo) -> PlotFrame:
-    """The axes' ranges: from the top rung's candidates and the references (with their error
-    bars), not from the cheaper rungs, whose short trainings score far lower."""
+    """The axes' ranges: from the top rung's candidates and the references with their error
+    bars, not from the cheaper rungs, whose short trainings score far lower."""
     done = frame[(frame["status"] == Status.TRAINED) & (frame["rung"] == len(info.rungs) - 1)]
     refs = info.references
-    x = [*done["latency_ms"], *refs["latency_ms"]]
+    columns = ["latency_ms", "latency_err_ms"]
+    ms = pd.concat([done[columns], refs[columns]])
     y = [*(done["accuracy"] * 100), *(refs["accuracy"] * 100)]
-    if not x:  # nothing trained yet: the budget and the whole accuracy scale
+    if not y:  # nothing trained yet: the budget and the whole accuracy scale
         return PlotFrame((0.0, 1.2 * info.budget_ms), (0.0, 100.0), None)
-    low, high = min(x), max(x)
+    err = ms["latency_err_ms"].fillna(0.0)
+    low, high = float((ms["latency_ms"] - err).min()), float((ms["latency_ms"] + err).max())
     pad = PAD * max(high - low, 0.1 * high)
     latency = (max(0.0, low - pad), high + pad)
     edge = ("right" if info.budget_ms > latency[1] else
@@ -436,7 +438,8 @@ def write_report(run: RunDir, frame: pd.DataFrame, choice: BudgetRule, record: R
         info.front.to_csv(tmp, index=False)
     where = record.target.describe()
     write_text(run.pareto_html(suffix), _html([
-        pareto_figure(frame, info, f"{record.name}: accuracy vs latency on {where}"),
-        budget_figure(frame, info, f"{record.name}: best accuracy under each budget on {where}")]))
+        pareto_figure(frame, info, f"{record.name}: accuracy vs latency<br><sub>on {where}</sub>"),
+        budget_figure(frame, info,
+                      f"{record.name}: best accuracy under each budget<br><sub>on {where}</sub>")]))
     write_text(run.summary(suffix), summary_markdown(info, record))
     return info
