@@ -57,10 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latency table built elsewhere (python -m nas profile)")
     s.add_argument("--workers", type=worker_count, default=1,
                    help="worker processes sharing the study, this one and helpers it starts "
-                        "(logs in <run>/worker-K.log); 'auto': one per core (up to "
-                        f"{AUTO_MAX}), or per --train-threads cores. Training threads default "
-                        "to each worker's share of the cores. With more than one, the "
-                        "candidates depend on the order workers finish in (default: 1)")
+                        "(logs in <run>/worker-K.log); 'auto': one per GPU when training on "
+                        f"CUDA, else one per core (up to {AUTO_MAX}), or per --train-threads "
+                        "cores. Training threads default to each worker's share of the cores; "
+                        "with several GPUs the workers take one each in turn. With more than "
+                        "one, the candidates depend on the order workers finish in (default: 1)")
     s.add_argument("--helper", action="store_true", help=argparse.SUPPRESS)  # nas.workers
     _space_and_target(s)
 

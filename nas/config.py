@@ -13,6 +13,11 @@ from nas.flags import (budget_ms, comma_list, flag, float_list, percent, positiv
                        positive_int)
 
 SAMPLERS = ("tpe", "nsga2", "random")  # built by `nas.search.make_sampler`
+PRECISIONS = ("fp32", "bf16")  # `nas.train.autocast`'s
+DEVICE_HELP = ("where to train: auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda (the "
+               "first GPU) or cuda:N; latency is still measured on the target")
+PRECISION_HELP = ("training arithmetic: fp32, or bf16 (torch.autocast with bfloat16 on the "
+                  "training device; opt-in, its effect on the proxy's accuracy is not measured)")
 REFERENCE_NAMES = ("mobilenetv3-large", "mobilenetv3-small")  # `nas.references.REFERENCES`
 # Mean std over 3 seeds of the default proxy's validation accuracy, in points, on 6 architectures
 # spread over `mobilenetv3-28px` (Fashion-MNIST, 28 px; benchmarks/proxy_fidelity.py, data in
@@ -76,6 +81,12 @@ class TrainConfig:
         "intra-op threads a worker trains with (default: torch's, one per core); with "
         "several workers on one machine, give each its share of the cores",
         type=positive_int))
+    # Where candidates train; a search records the device it resolved
+    # (`nas.train.resolve_device`). Not the latency target's `device`, the CPU that timed. Not
+    # part of the run's identity: it changes how fast a candidate trains and how floats round,
+    # not the draws (see `nas.train.seeded` on what CUDA keeps bit-exact).
+    train_device: str = field(default="auto", metadata=flag(DEVICE_HELP, name="--device"))
+    precision: str = field(default="fp32", metadata=flag(PRECISION_HELP, choices=PRECISIONS))
 
 
 # The final training's recipe: the proxy's, made for long training. Random crops (padding 2 px)
@@ -100,9 +111,13 @@ class FinalConfig:
     train_threads: int | None = field(default=None, metadata=flag(
         "intra-op threads to train with (default: torch's, one per core); resume with the "
         "same count for the same weights", type=positive_int))
+    train_device: str = field(default="auto", metadata=flag(
+        DEVICE_HELP + "; resume on the same device for the same weights", name="--device"))
+    precision: str = field(default="fp32", metadata=flag(PRECISION_HELP, choices=PRECISIONS))
 
     def recipe(self) -> TrainConfig:
-        return replace(FINAL_RECIPE, epochs=float(self.epochs))
+        return replace(FINAL_RECIPE, epochs=float(self.epochs), train_device=self.train_device,
+                       precision=self.precision)
 
 
 @dataclass(frozen=True)

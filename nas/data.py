@@ -40,7 +40,7 @@ import os
 import struct
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +142,11 @@ class Split:
     def subset(self, index: torch.Tensor | slice) -> Split:
         return Split(self.images[index], self.labels[index])
 
+    def to(self, device: torch.device) -> Split:
+        """The split on ``device``, its images still uint8 (a quarter of float's memory and
+        transfer); itself where it already is."""
+        return Split(self.images.to(device), self.labels.to(device))
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -165,6 +170,12 @@ class Dataset:
     @property
     def image_size(self) -> int:
         return self.train.images.shape[-1]
+
+    def to(self, device: torch.device) -> Dataset:
+        """The data set with every split on ``device`` (see `Split.to`), where training then
+        augments and normalises whole batches."""
+        return replace(self, train=self.train.to(device), val=self.val.to(device),
+                       test=self.test.to(device))
 
 
 @dataclass(frozen=True)
@@ -585,23 +596,29 @@ def load_dataset(name: str = "fashion-mnist", data_dir: str | Path | None = None
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 (N, C, H, W) images to float, scaled to [0, 1] then standardised per channel."""
-    mean_, std_ = (torch.tensor(v, dtype=torch.float32).view(-1, 1, 1) for v in (mean, std))
+    """uint8 (N, C, H, W) images to float, scaled to [0, 1] then standardised per channel, on
+    the images' device."""
+    mean_, std_ = (torch.tensor(v, dtype=torch.float32, device=images.device).view(-1, 1, 1)
+                   for v in (mean, std))
     return (images.float().div_(255) - mean_) / std_
 
 
 def random_crop_flip(images: torch.Tensor, padding: int, flip: bool,
                      generator: torch.Generator) -> torch.Tensor:
-    """Random crops (zero padding) and, if ``flip``, horizontal flips, one draw per image."""
+    """Random crops (zero padding) and, if ``flip``, horizontal flips, one draw per image.
+
+    The draws come from ``generator``, a CPU one, and move to the images' device, where the
+    crops are taken: the same generator state gives the same crops on every device."""
     n, _, h, w = images.shape
+    device = images.device
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator)
-    dx = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator)
-    flip = (torch.rand(n, 1, 1, generator=generator) < 0.5) & flip
-    cols = torch.arange(w).view(1, 1, w)
+    dy = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator).to(device)
+    dx = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator).to(device)
+    flip = ((torch.rand(n, 1, 1, generator=generator) < 0.5) & flip).to(device)
+    cols = torch.arange(w, device=device).view(1, 1, w)
     cols = torch.where(flip, w - 1 - cols, cols) + dx
-    rows = torch.arange(h).view(1, h, 1) + dy
-    batch = torch.arange(n).view(n, 1, 1)
+    rows = torch.arange(h, device=device).view(1, h, 1) + dy
+    batch = torch.arange(n, device=device).view(n, 1, 1)
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
 
 
@@ -611,8 +628,11 @@ def random_erase(images: torch.Tensor, probability: float, generator: torch.Gene
     ``probability``, one rectangle of each image is replaced by uniform random pixel values.
     Its share of the image's area is uniform in ``area``, its aspect ratio log-uniform in
     [``min_aspect``, 1 / ``min_aspect``]; a side longer than the image is cut to it (where the
-    paper draws again). One draw per image, all from ``generator``."""
+    paper draws again). One draw per image, all from ``generator``, a CPU one, on the CPU;
+    the rectangles and noise then move to the images' device, so the same generator state
+    erases the same pixels on every device."""
     n, _, h, w = images.shape
+    device = images.device
     share = torch.empty(n).uniform_(*area, generator=generator)
     aspect = torch.empty(n).uniform_(math.log(min_aspect), -math.log(min_aspect),
                                      generator=generator).exp()
@@ -621,10 +641,10 @@ def random_erase(images: torch.Tensor, probability: float, generator: torch.Gene
     top = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
     left = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
     chosen = torch.rand(n, generator=generator) < probability
-    rows = torch.arange(h).view(1, h, 1)
-    cols = torch.arange(w).view(1, 1, w)
-    mask = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
-            & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1))
-            & chosen.view(n, 1, 1))
     noise = torch.randint(0, 256, images.shape, dtype=images.dtype, generator=generator)
-    return torch.where(mask.unsqueeze(1), noise, images)
+    top, bottom, left, right, chosen = (t.view(n, 1, 1).to(device) for t in
+                                        (top, top + eh, left, left + ew, chosen))
+    rows = torch.arange(h, device=device).view(1, h, 1)
+    cols = torch.arange(w, device=device).view(1, 1, w)
+    mask = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right) & chosen
+    return torch.where(mask.unsqueeze(1), noise.to(device), images)

@@ -8,7 +8,7 @@ from nas.arch import Arch
 from nas.config import TrainConfig
 from nas.data import Dataset
 from nas.model import MobileNet, ModelConfig, complexity
-from nas.train import seeded, train_and_validate
+from nas.train import CPU, resolve_device, seeded, train_and_validate
 
 
 @dataclass(frozen=True)
@@ -20,10 +20,12 @@ class Evaluation:
 
 
 class TrainEvaluator:
-    """Trains each candidate from its seed; keeps the last model so the best can be saved."""
+    """Trains each candidate from its seed on ``train_config.train_device``, where the data is moved
+    once; keeps the last model trained, on the CPU, so the best can be saved."""
 
     def __init__(self, data: Dataset, model_config: ModelConfig, train_config: TrainConfig) -> None:
-        self.data, self.model_config, self.train_config = data, model_config, train_config
+        self.data = data.to(resolve_device(train_config.train_device))
+        self.model_config, self.train_config = model_config, train_config
         self.last: MobileNet | None = None
 
     def __call__(self, arch: Arch, seed: int, epochs: float | None = None) -> Evaluation:
@@ -33,7 +35,8 @@ class TrainEvaluator:
         generator = seeded(seed)
         model = MobileNet(arch, self.model_config)
         size = complexity(model, self.data.image_size)
-        self.last = model
+        self.last = None
         result = train_and_validate(model, self.data, config, generator)
+        self.last = model.to(CPU)
         return Evaluation(accuracy=result.val_accuracy, train_seconds=result.train_seconds,
                           macs=size.macs, params=size.params)

@@ -3,12 +3,15 @@ recipe (`nas.config.FINAL_RECIPE`), resumable after a kill.
 
 ``final/checkpoint.pt`` is replaced atomically after every epoch and holds all that the next
 epoch depends on: weights and batch-norm statistics, the optimizer's momentum, the global step
-(the learning-rate schedule is by step), torch's global generator and the data generator (order,
-crops, flips), and the curve so far. A training killed at any moment and rerun resumes after its
-last finished epoch and ends with the weights of one never interrupted (at the same thread
-count). A checkpoint of another network, seed or recipe is refused, never resumed. At the end
+(the learning-rate schedule is by step), torch's global generator, CUDA's when training on a
+GPU (dropout draws from it there), and the data generator (order, crops, flips), and the curve
+so far. A training killed at any moment and rerun resumes after its last finished epoch and ends
+with the weights of one never interrupted (on the CPU at the same thread count; on one GPU,
+within what `nas.train.seeded` says CUDA keeps bit-exact). A checkpoint of another network, seed
+or recipe is refused, never resumed; one of another device is resumed, with a note. At the end
 come ``weights.pt``, ``curve.csv`` and, last, ``final.json``, whose presence says the training is
-complete; the checkpoint is then removed.
+complete; the checkpoint is then removed. Every tensor saved is a CPU one (`nas.train.on_cpu`):
+a training on a GPU resumes and exports on a machine without one.
 
 The curve's test accuracies use batch-norm's running statistics, except the last epoch's, taken
 after `nas.train.recalibrate_batchnorm` like the search's: it is the final test accuracy.
@@ -34,8 +37,8 @@ from nas.errors import UserError
 from nas.model import MobileNet, ModelConfig
 from nas.progress import Progress
 from nas.run import BestNetwork, RunDir, fit_weights, from_dict
-from nas.train import (Diverged, recalibrate_batchnorm, seeded, start_training, steps_per_epoch,
-                       top1_accuracy, train_epoch)
+from nas.train import (Diverged, on_cpu, recalibrate_batchnorm, resolve_device, seeded,
+                       start_training, steps_per_epoch, top1_accuracy, train_epoch)
 
 
 class FinalError(UserError):
@@ -60,12 +63,14 @@ class Training:
 
     def check_continues(self, held: Training, what: str, run: RunDir) -> None:
         """Refuse in one line to continue or reuse ``held`` (read from ``what``) for this
-        training when it is another."""
+        training when it is another; the device may differ (`TrainConfig.train_device`)."""
         differences = [f"{name} {theirs} (asked: {ours})" for name, theirs, ours in (
             ("network", held.arch.to_string(), self.arch.to_string()),
             ("seed", held.seed, self.seed),
-            ("epochs", f"{held.config.epochs:g}", f"{self.config.epochs:g}")) if theirs != ours]
-        if not differences and held.config != self.config:
+            ("epochs", f"{held.config.epochs:g}", f"{self.config.epochs:g}"),
+            ("precision", held.config.precision, self.config.precision)) if theirs != ours]
+        anywhere = replace(held.config, train_device=self.config.train_device)
+        if not differences and anywhere != self.config:
             differences.append("another training recipe (another version of nas)")
         if differences:
             raise FinalError(f"{what} is another training's ({'; '.join(differences)}): pass "
@@ -132,15 +137,17 @@ def load_final(run: RunDir) -> tuple[FinalResult, dict[str, torch.Tensor]] | Non
 def train_final(run: RunDir, network: BestNetwork, data: Dataset, model_config: ModelConfig,
                 training: Training) -> FinalResult:
     """Train ``network`` (whose architecture is ``training.arch``) as ``training`` says on
-    ``data.train`` for ``config.epochs`` (whole) epochs, testing on ``data.test`` after each,
-    resuming from ``final/checkpoint.pt`` if there is one; writes the final files (see the
-    module's docstring)."""
-    config, seed = training.config, training.seed
+    ``data.train`` for ``config.epochs`` (whole) epochs on ``config.train_device``, testing on
+    ``data.test`` after each, resuming from ``final/checkpoint.pt`` if there is one; writes the
+    final files (see the module's docstring), which record the device resolved."""
+    device = resolve_device(training.config.train_device)
+    config, seed = replace(training.config, train_device=str(device)), training.seed
+    data = data.to(device)
     epochs = int(config.epochs)
     total = steps_per_epoch(data.train, config) * epochs
     generator = seeded(seed)
     model = MobileNet(network.arch, model_config)
-    optimizer = start_training(model, config)
+    optimizer = start_training(model, config, device)
     curve: list[CurvePoint] = []
     step = 0
     resumed = _read_checkpoint(run)
@@ -150,10 +157,16 @@ def train_final(run: RunDir, network: BestNetwork, data: Dataset, model_config: 
         fit_weights(model, saved["model"], run.final_checkpoint)
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["torch_rng"])
+        if "cuda_rng" in saved and device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
         generator.set_state(saved["data_rng"])
         curve = [CurvePoint(**row) for row in saved["curve"]]
         step = saved["step"]
         print(f"final training: resuming after epoch {len(curve)} of {epochs}")
+        if held.config.train_device != config.train_device:
+            print(f"final training: epochs so far ran on {held.config.train_device}, the rest "
+                  f"on {config.train_device}: the weights will not be bit-identical to a "
+                  "training on one device")
     with Progress(f"final training of trial {network.trial}, steps", total - step) as progress:
         for epoch in range(len(curve), epochs):
             start = time.perf_counter()
@@ -165,21 +178,28 @@ def train_final(run: RunDir, network: BestNetwork, data: Dataset, model_config: 
                                  "another --seed") from exc
             if epoch == epochs - 1:
                 recalibrate_batchnorm(model, data, config.recalibration_images,
-                                      config.batch_size)
-            accuracy = top1_accuracy(model, data.test, data, config.eval_batch_size)
+                                      config.batch_size, precision=config.precision)
+            accuracy = top1_accuracy(model, data.test, data, config.eval_batch_size,
+                                     precision=config.precision)
             curve.append(CurvePoint(epoch + 1, loss, accuracy, time.perf_counter() - start))
             progress.note = (f"epoch {epoch + 1}/{epochs}, loss {loss:.3f}, test accuracy "
                              f"{100 * accuracy:.2f}%")
             save_checkpoint(run, {
                 "arch": network.arch.to_string(), "seed": seed, "config": asdict(config),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(), "data_rng": generator.get_state(),
+                "model": on_cpu(model.state_dict()), "optimizer": on_cpu(optimizer.state_dict()),
+                "torch_rng": torch.get_rng_state(), **_cuda_rng(device),
+                "data_rng": generator.get_state(),
                 "curve": [asdict(point) for point in curve], "step": step})
     result = FinalResult(network=network, epochs=epochs, seed=seed,
                          test_accuracy=curve[-1].test_accuracy,
                          train_seconds=sum(point.seconds for point in curve), config=config)
     _write_result(run, result, model.state_dict(), curve)
     return result
+
+
+def _cuda_rng(device: torch.device) -> dict[str, torch.Tensor]:
+    """CUDA's generator state, for the checkpoint, when training on CUDA (none on the CPU)."""
+    return {"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}
 
 
 def save_checkpoint(run: RunDir, checkpoint: dict[str, Any]) -> None:
@@ -205,7 +225,7 @@ def _read_checkpoint(run: RunDir) -> tuple[Training, dict[str, Any]] | None:
 def _write_result(run: RunDir, result: FinalResult, state: dict[str, torch.Tensor],
                   curve: list[CurvePoint]) -> None:
     with atomic_path(run.final_weights) as tmp:
-        torch.save({k: v.detach().contiguous() for k, v in state.items()}, tmp)
+        torch.save({k: v.contiguous() for k, v in on_cpu(state).items()}, tmp)
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow([f.name for f in fields(CurvePoint)])

@@ -20,10 +20,11 @@ from nas.config import DataConfig, SearchConfig, TrainConfig
 from nas.errors import UserError
 
 STUDY_ATTR = "nas:identity"  # the study's user attribute holding the identity
-# Settings a rerun may change: how many candidates, how many processes and threads, and how the
-# best is chosen and drawn (margin, seed noise, which references); none changes a trial's result.
+# Settings a rerun may change: how many candidates, how many processes and threads, the device
+# they train on, and how the best is chosen and drawn (margin, seed noise, which references); none
+# changes what a trial's result means (threads and devices only round differently).
 MAY_CHANGE = frozenset({"trials", "latency_margin", "seed_std", "references", "max_rejections",
-                        "train_threads", "data_dir", "test_dir", "cache_dir"})
+                        "train_threads", "train_device", "data_dir", "test_dir", "cache_dir"})
 
 Identity = dict[str, Any]  # label (a flag's name where there is one) -> JSON value, in order
 

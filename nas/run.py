@@ -225,8 +225,18 @@ class RunRecord:
                 f"{self.search.seed}, {self.describe_workers()}")
 
     def describe_workers(self) -> str:
+        """Who trained, where and in what arithmetic, e.g. '2 training threads on cpu, fp32'."""
         threads = f"{self.training_threads} training thread{'s' * (self.training_threads > 1)}"
-        return threads if self.workers == 1 else f"{self.workers} workers x {threads} each"
+        workers = threads if self.workers == 1 else f"{self.workers} workers x {threads} each"
+        return f"{workers} on {self.describe_device()}, {self.train.precision}"
+
+    def describe_device(self) -> str:
+        """The device that trained (the first worker's, where the others took the next GPUs in
+        turn: `nas.workers.helper_gpus`)."""
+        device = self.train.train_device
+        if self.workers > 1 and device.startswith("cuda"):
+            return f"{device} and, with several GPUs, the next ones in turn"
+        return device
 
     def save(self, run: RunDir) -> None:
         write_text(run.record, json.dumps(asdict(self), indent=2))
@@ -301,7 +311,7 @@ def save_best(run: RunDir, best: BestNetwork, state_dict: dict[str, torch.Tensor
     worse network over a better one. Returns whether it wrote."""
     if not choice.admits(best.trial, best.latency_ms):
         return False
-    state = {k: v.detach().contiguous() for k, v in state_dict.items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}  # loads anywhere
     with locked(run.lock):
         try:
             held: BestNetwork | None = read_checkpoint(run)[0]

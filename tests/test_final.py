@@ -13,6 +13,7 @@ import nas.final
 from nas.cli import main
 from nas.config import FinalConfig, TrainConfig
 from nas.run import RunDir, load_best
+from nas.train import resolve_device
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,8 @@ def _stop_after_first_checkpoint(monkeypatch):
 
 def test_recipe_is_the_proxy_s_with_crops_for_long_training():
     assert FinalConfig().recipe() == replace(TrainConfig(), epochs=30.0, crop_padding=2)
+    assert FinalConfig(train_device="cpu", precision="bf16").recipe() == replace(
+        TrainConfig(), epochs=30.0, crop_padding=2, train_device="cpu", precision="bf16")
 
 
 @pytest.mark.slow
@@ -100,6 +103,37 @@ def test_a_checkpoint_of_another_training_is_not_resumed(run, monkeypatch, capsy
     assert _train(run, "--epochs", "4") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "epochs 3 (asked: 4)" in err
+
+
+def _saved_on(path):
+    """Where each tensor of a torch.save file was when it was saved."""
+    locations = set()
+    torch.load(path, weights_only=True,
+               map_location=lambda storage, location: locations.add(location) or storage)
+    return locations
+
+
+@pytest.mark.slow
+def test_checkpoint_and_weights_are_saved_on_the_cpu_and_name_the_device(run, monkeypatch,
+                                                                         capsys):
+    run_dir, device = RunDir(run), str(resolve_device("auto"))
+    _stop_after_first_checkpoint(monkeypatch)
+    assert _train(run, "--device", "auto") == 130
+    monkeypatch.undo()
+    saved = torch.load(run_dir.final_checkpoint, weights_only=True)
+    assert saved["config"]["train_device"] == device  # resolved
+    assert ("cuda_rng" in saved) == device.startswith("cuda")
+    assert _saved_on(run_dir.final_checkpoint) == {"cpu"}
+    capsys.readouterr()
+    assert _train(run, "--precision", "bf16") == 2  # precision changes the weights: refused
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "precision fp32 (asked: bf16)" in err
+    assert _train(run) == 0
+    out = capsys.readouterr().out
+    assert "resuming after epoch 1 of 3" in out and "bit-identical" not in out
+    assert f"threads on {device}, fp32" in out
+    assert json.loads(run_dir.final_record.read_text())["config"]["train_device"] == device
+    assert _saved_on(run_dir.final_weights) == {"cpu"}
 
 
 @pytest.mark.slow

@@ -26,8 +26,9 @@ def test_schedule_warms_up_then_decays_to_zero():
 def test_evaluator_trains_from_the_seed_and_keeps_the_model_it_scored(tmp_path):
     directory = write_fashion_like(tmp_path / "data", n_train=2000)
     data = load_dataset("fashion-mnist", directory, val_samples=200, seed=0)
-    # no flips: the label is where the square is
-    config = TrainConfig(epochs=6, batch_size=32, lr=0.3, flip=False)
+    # no flips: the label is where the square is; on the CPU, where the model it keeps is scored
+    config = TrainConfig(epochs=6, batch_size=32, lr=0.3, flip=False,
+                         train_device="cpu")
     evaluator = TrainEvaluator(data, ModelConfig(1, 10), config)
     first = evaluator(TINY, seed=5)
     weights = {k: v.clone() for k, v in evaluator.last.state_dict().items()}
@@ -54,7 +55,8 @@ def test_nan_loss_raises_diverged(idx_dir):
 def test_batchnorm_statistics_are_re_estimated_from_training_images_after_training(idx_dir):
     data = load_dataset("fashion-mnist", idx_dir, val_samples=50, seed=0)
     model = MobileNet(TINY, ModelConfig(1, 10))
-    config = TrainConfig(epochs=0.5, batch_size=len(data.train), recalibration_images=0)
+    config = TrainConfig(epochs=0.5, batch_size=len(data.train), recalibration_images=0,
+                         train_device="cpu")  # the model stays where the hooks below run it
     train(model, data, config, seeded(0))
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     inputs: dict[torch.nn.Module, torch.Tensor] = {}

@@ -24,14 +24,16 @@ from nas.run import DataInfo, LutInfo, RunDir, RunRecord, run_name
 from nas.search import make_sampler, open_study, search
 from nas.space import SearchSpace
 from nas.storage import open_storage
-from nas.train import use_threads
-from nas.workers import plan, usable_core_count
+from nas.train import resolve_device, use_threads
+from nas.workers import plan, usable_core_count, visible_gpus
 
 
 def run(args: argparse.Namespace) -> int:
     config = from_args(SearchConfig, args)
-    workers, threads = plan(args.workers, args.train_threads, usable_core_count())
-    train_config = from_args(TrainConfig, args, train_threads=threads)
+    device = resolve_device(args.train_device)
+    workers, threads = plan(args.workers, args.train_threads, usable_core_count(),
+                            device=args.train_device, gpus=len(visible_gpus()))
+    train_config = from_args(TrainConfig, args, train_threads=threads, train_device=str(device))
     rungs = config.rungs(train_config.epochs)
     space_path, space = space_from_args(args)
     data_config = from_args(DataConfig, args, seed=config.seed,

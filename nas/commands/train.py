@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from nas.arch import ArchError
 from nas.commands.common import run_data
@@ -12,16 +13,17 @@ from nas.errors import UsageError
 from nas.final import Training, all_training_images, load_final, train_final
 from nas.flags import from_args
 from nas.run import BestNetwork, RunDir, RunRecord, load_best
-from nas.train import use_threads
+from nas.train import resolve_device, use_threads
 
 
 def run(args: argparse.Namespace) -> int:
+    config = from_args(FinalConfig, args)
+    device = resolve_device(config.train_device)
     run_dir = RunDir(args.run)
     record = RunRecord.load(run_dir)
-    config = from_args(FinalConfig, args)
     network = load_best(run_dir)[0] if config.trial is None else _trial(record, config.trial)
     seed = record.search.seed if config.seed is None else config.seed
-    training = Training(network.arch, seed, config.recipe())
+    training = Training(network.arch, seed, replace(config.recipe(), train_device=str(device)))
     done = load_final(run_dir)
     if done is not None:
         result = done[0]
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     data = all_training_images(data, record.data_info.mean, record.data_info.std)
     threads = use_threads(config.train_threads)
     print(f"final training of trial {network.trial} ({network.arch.to_string()}): "
-          f"{config.epochs} epochs on {len(data.train)} images, seed {seed}, {threads} threads")
+          f"{config.epochs} epochs on {len(data.train)} images, seed {seed}, {threads} threads "
+          f"on {device}, {config.precision}")
     result = train_final(run_dir, network, data, record.model, training)
     print(f"test accuracy {100 * result.test_accuracy:.2f}% on {len(data.test)} images after "
           f"{result.epochs} epochs ({result.train_seconds:.0f}s); weights, curve and record in "
