@@ -27,7 +27,8 @@ def make_record(tmp_path, **changes) -> RunRecord:
         data=DataConfig(data_dir=str(tmp_path / "data"), val_samples=100),
         data_info=DataInfo(train=500, val=100, test=200, image_size=32,
                            class_names=tuple("abcdefghij"), mean=(0.2,), std=(0.3,)),
-        train=TrainConfig(epochs=1), model=ModelConfig(1, 10), target=Target.here(input_size=32),
+        train=TrainConfig(epochs=1, train_device="cpu"), model=ModelConfig(1, 10),
+        target=Target.here(input_size=32),
         lut=LutInfo(path="t.json", sha256="abc", identity="def", calibration="none"),
         training_threads=2)
     return RunRecord(**{**record.__dict__, **changes})
@@ -40,7 +41,7 @@ def test_record_round_trips_through_run_json(tmp_path):
     assert RunRecord.load(run) == record
     assert record.describe_settings() == (
         "3 candidates trained at the top rung, rungs of 0.25, 1 epochs on 500 images, random "
-        "sampler, seed 0, 2 training threads")
+        "sampler, seed 0, 2 training threads on cpu, fp32")
     assert record.describe_data() == ("fashion-mnist: 500 train / 100 validation / 200 test "
                                       "images of 32px, 1 channel(s), 10 classes")
     assert record.describe_resolution().startswith("32x32 px for training")
