@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, fields
+from dataclasses import MISSING, asdict, fields
 from typing import Any
 
 from nas.config import DataConfig, SearchConfig, TrainConfig
@@ -61,10 +61,21 @@ def identity(*, space_sha256: str, space_name: str, data: DataConfig,
     return json.loads(json.dumps(made))
 
 
+def _defaults() -> Identity:
+    """Every setting's default, by label: what a run made before the setting existed used."""
+    return json.loads(json.dumps({
+        _label(config, f.name): f.default for config in (DataConfig, TrainConfig, SearchConfig)
+        for f in fields(config) if f.default is not MISSING and f.name not in MAY_CHANGE}))
+
+
 def first_difference(made: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
     """The first setting whose value differs, said as 'LABEL: made with A, now B'; None when
-    they agree."""
+    they agree. A setting newer than the run (absent from ``made``) agrees when it is at its
+    default, which is how the version that made the run behaved."""
+    defaults = _defaults()
     for label in dict.fromkeys([*made, *now]):
+        if label not in made and label in defaults and now.get(label) == defaults[label]:
+            continue
         if made.get(label) != now.get(label):
             return (f"{label}: the run was made with {_show(made.get(label))}, this start gives "
                     f"{_show(now.get(label))}")

@@ -39,6 +39,11 @@ def test_the_first_difference_is_named_by_its_flag():
                                         train=TrainConfig(train_threads=4),
                                         data=DataConfig(data_dir="/elsewhere"))) is None
     assert {"trials", "train_threads", "references"} <= MAY_CHANGE
+    # a setting newer than the run agrees at its default (the older version's behaviour)
+    older = {k: v for k, v in made.items() if k != "--precision"}
+    assert first_difference(older, made) is None
+    assert first_difference(older, _made(train=TrainConfig(precision="bf16"))) == (
+        "--precision: the run was made with nothing, this start gives bf16")
     with pytest.raises(IdentityError, match=r"^results/r is another experiment \(--seed: .*"
                                             r"pass --run-name NAME"):
         check(made, _made(search=SearchConfig(budget_ms=20.0, seed=1)), "results/r")
