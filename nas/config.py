@@ -67,12 +67,18 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 4e-5  # MobileNetV3's value; short runs barely feel it
     label_smoothing: float = 0.1  # MobileNetV3 trains with it
-    warmup_fraction: float = 0.05  # linear warm-up share of the steps, then cosine to zero
+    warmup_fraction: float = 0.05  # linear warm-up share of the steps, then `schedule` to zero
+    # How the learning rate falls to zero after the warm-up (`nas.train.DECAYS`): "cosine", or
+    # "triangle", linear, the shape of the CIFAR-10 speed-run recipes' short schedules.
+    schedule: str = "cosine"
     crop_padding: int = 0  # random-crop padding in px; crops cost 5 points in a 2-epoch run
     flip: bool = True  # random horizontal flips
     # Random-erasing probability per image (`nas.data.random_erase`); no gain in final training
     # (benchmarks/results/final_training.jsonl), so off in both recipes.
     erase: float = 0.0
+    # Decay per step of an average of the weights (`nas.ema`) that a final training tests and
+    # saves instead of its last weights; 0 keeps the last weights (the proxy's setting).
+    ema: float = 0.0
     eval_batch_size: int = 256  # larger batches ran slower here (1000: 1.7x the time at 28 px)
     # Training images whose plain average re-estimates batch-norm statistics after training
     # (`nas.train.recalibrate_batchnorm`); without it, quarter-epoch rungs score chance level.

@@ -14,7 +14,10 @@ complete; the checkpoint is then removed. Every tensor saved is a CPU one (`nas.
 a training on a GPU resumes and exports on a machine without one.
 
 The curve's test accuracies use batch-norm's running statistics, except the last epoch's, taken
-after `nas.train.recalibrate_batchnorm` like the search's: it is the final test accuracy.
+after `nas.train.recalibrate_batchnorm` like the search's: it is the final test accuracy. With an
+average of the weights (`TrainConfig.ema`, `nas.ema`), the average is what each epoch tests
+(its batch-norm statistics re-estimated every time), what the checkpoint carries beside the
+weights, and what ``weights.pt`` holds: the network exported is the one whose accuracy is shown.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import io
 import json
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -33,6 +37,7 @@ from nas.arch import Arch, ArchError
 from nas.atomic import atomic_path, write_text
 from nas.config import TrainConfig
 from nas.data import Dataset, Split
+from nas.ema import WeightAverage
 from nas.errors import UserError
 from nas.model import MobileNet, ModelConfig
 from nas.progress import Progress
@@ -148,6 +153,8 @@ def train_final(run: RunDir, network: BestNetwork, data: Dataset, model_config: 
     generator = seeded(seed)
     model = MobileNet(network.arch, model_config)
     optimizer = start_training(model, config, device)
+    average = WeightAverage(model, config.ema) if config.ema else None
+    kept = model if average is None else average.model  # tested each epoch, and saved
     curve: list[CurvePoint] = []
     step = 0
     resumed = _read_checkpoint(run)
@@ -155,6 +162,8 @@ def train_final(run: RunDir, network: BestNetwork, data: Dataset, model_config: 
         held, saved = resumed
         training.check_continues(held, str(run.final_checkpoint), run)
         fit_weights(model, saved["model"], run.final_checkpoint)
+        if average is not None:
+            fit_weights(average.model, saved["average"], run.final_checkpoint)
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["torch_rng"])
         if "cuda_rng" in saved and device.type == "cuda":
@@ -172,14 +181,15 @@ def train_final(run: RunDir, network: BestNetwork, data: Dataset, model_config: 
             start = time.perf_counter()
             try:
                 loss, step = train_epoch(model, optimizer, data, config, generator, epoch=epoch,
-                                         step=step, total=total, on_step=progress.step)
+                                         step=step, total=total,
+                                         on_step=_stepper(progress, model, average))
             except Diverged as exc:
                 raise FinalError(f"final training diverged ({exc}); delete {run.final} and try "
                                  "another --seed") from exc
-            if epoch == epochs - 1:
-                recalibrate_batchnorm(model, data, config.recalibration_images,
+            if epoch == epochs - 1 or average is not None:  # an average's are its model's
+                recalibrate_batchnorm(kept, data, config.recalibration_images,
                                       config.batch_size, precision=config.precision)
-            accuracy = top1_accuracy(model, data.test, data, config.eval_batch_size,
+            accuracy = top1_accuracy(kept, data.test, data, config.eval_batch_size,
                                      precision=config.precision)
             curve.append(CurvePoint(epoch + 1, loss, accuracy, time.perf_counter() - start))
             progress.note = (f"epoch {epoch + 1}/{epochs}, loss {loss:.3f}, test accuracy "
@@ -187,14 +197,28 @@ def train_final(run: RunDir, network: BestNetwork, data: Dataset, model_config: 
             save_checkpoint(run, {
                 "arch": network.arch.to_string(), "seed": seed, "config": asdict(config),
                 "model": on_cpu(model.state_dict()), "optimizer": on_cpu(optimizer.state_dict()),
+                **({} if average is None else {"average": on_cpu(average.model.state_dict())}),
                 "torch_rng": torch.get_rng_state(), **_cuda_rng(device),
                 "data_rng": generator.get_state(),
                 "curve": [asdict(point) for point in curve], "step": step})
     result = FinalResult(network=network, epochs=epochs, seed=seed,
                          test_accuracy=curve[-1].test_accuracy,
                          train_seconds=sum(point.seconds for point in curve), config=config)
-    _write_result(run, result, model.state_dict(), curve)
+    _write_result(run, result, kept.state_dict(), curve)
     return result
+
+
+def _stepper(progress: Progress, model: torch.nn.Module,
+             average: WeightAverage | None) -> Callable[[], None]:
+    """After each step: progress, and the weights' average when there is one."""
+    if average is None:
+        return progress.step
+
+    def step() -> None:
+        average.update(model)
+        progress.step()
+
+    return step
 
 
 def _cuda_rng(device: torch.device) -> dict[str, torch.Tensor]:

@@ -38,13 +38,22 @@ class TrainResult:
     final_loss: float
 
 
-def lr_at(step: int, total: int, peak: float, warmup_fraction: float) -> float:
-    """Linear warm-up to ``peak`` over the first steps, then cosine decay to zero."""
+# After the warm-up, the share of the peak learning rate left at ``progress`` in [0, 1].
+DECAYS: dict[str, Callable[[float], float]] = {
+    "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),
+    "triangle": lambda progress: 1.0 - progress,
+}
+
+
+def lr_at(step: int, total: int, peak: float, warmup_fraction: float,
+          schedule: str = "cosine") -> float:
+    """Linear warm-up to ``peak`` over the first steps, then decay to zero as ``schedule`` (of
+    `DECAYS`) says."""
     warmup = max(1, int(total * warmup_fraction))
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * peak * (1 + math.cos(math.pi * progress))
+    return peak * DECAYS[schedule](progress)
 
 
 def use_threads(threads: int | None) -> int:
@@ -167,7 +176,8 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Datase
         if config.erase:
             batch = random_erase(batch, config.erase, generator)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, total, config.lr, config.warmup_fraction)
+            group["lr"] = lr_at(step, total, config.lr, config.warmup_fraction,
+                                config.schedule)
         with autocast(device, config.precision):
             loss = loss_fn(model(model_inputs(batch, data)), labels[idx])
         if not torch.isfinite(loss):

@@ -9,11 +9,16 @@ import pandas as pd
 import pytest
 import torch
 
+import nas.config
 import nas.final
+from nas.arch import Arch
 from nas.cli import main
 from nas.config import FinalConfig, TrainConfig
-from nas.run import RunDir, load_best
-from nas.train import resolve_device
+from nas.run import RunDir, RunRecord, load_best
+from nas.commands.common import run_data
+from nas.final import all_training_images
+from nas.model import MobileNet
+from nas.train import resolve_device, top1_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +64,16 @@ def test_recipe_is_the_proxy_s_with_crops_for_long_training():
         TrainConfig(), epochs=30.0, crop_padding=2, train_device="cpu", precision="bf16")
 
 
+# The shipped recipe, and one with the recipe changes of issue 27 switched on (a triangular
+# schedule and an average of the weights): each resumes bit-exactly.
+RECIPES = {"shipped": {}, "triangle+ema": {"schedule": "triangle", "ema": 0.9}}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("changes", RECIPES.values(), ids=RECIPES.keys())
 def test_interrupted_training_resumes_to_the_uninterrupted_weights(searched, tmp_path,
-                                                                   monkeypatch, capsys):
+                                                                   monkeypatch, capsys, changes):
+    monkeypatch.setattr(nas.config, "FINAL_RECIPE", replace(nas.config.FINAL_RECIPE, **changes))
     whole, broken = (RunDir(shutil.copytree(searched, tmp_path / name))
                      for name in ("whole", "broken"))
     assert _train(whole.root) == 0
@@ -70,10 +82,13 @@ def test_interrupted_training_resumes_to_the_uninterrupted_weights(searched, tmp
     assert record["trial"] == load_best(whole)[0].trial
     assert not whole.final_checkpoint.exists()  # removed once complete
 
+    saved = nas.final.save_checkpoint
     _stop_after_first_checkpoint(monkeypatch)
     assert _train(broken.root) == 130
     assert broken.final_checkpoint.is_file() and not broken.final_record.exists()
-    monkeypatch.undo()
+    checkpoint = torch.load(broken.final_checkpoint, weights_only=True)
+    assert ("average" in checkpoint) == bool(changes.get("ema"))
+    monkeypatch.setattr(nas.final, "save_checkpoint", saved)  # the recipe stays patched
     capsys.readouterr()
     assert _train(broken.root) == 0
     assert "resuming after epoch 1 of 3" in capsys.readouterr().out
@@ -86,6 +101,15 @@ def test_interrupted_training_resumes_to_the_uninterrupted_weights(searched, tmp
     pd.testing.assert_frame_equal(*curves)
     again = json.loads(broken.final_record.read_text())
     assert again["test_accuracy"] == record["test_accuracy"] == curves[0]["test_accuracy"].iloc[-1]
+
+    # What weights.pt holds (the average, with an average) scores the final test accuracy.
+    made = RunRecord.load(whole)
+    data = all_training_images(run_data(made, None, train_samples=None), made.data_info.mean,
+                               made.data_info.std)  # as nas train reads it
+    model = MobileNet(Arch.from_string(record["arch"]), made.model)
+    model.load_state_dict(got)
+    model.to(memory_format=torch.channels_last)
+    assert top1_accuracy(model, data.test, data) == record["test_accuracy"]
 
     assert _train(broken.root) == 0  # complete: nothing to do
     assert "already complete" in capsys.readouterr().out

@@ -20,6 +20,11 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
     assert lrs[-1] < 1e-3
+    # the triangle falls linearly: halfway through the decay, half the peak
+    tri = [lr_at(s, 101, 0.2, 0.01, "triangle") for s in range(101)]
+    assert tri[0] == pytest.approx(0.2) and tri[51] == pytest.approx(0.1)
+    assert all(a - b == pytest.approx(0.002) for a, b in zip(tri[1:], tri[2:]))
+    assert lrs != [lr_at(s, 100, 0.1, 0.1, "triangle") for s in range(100)]
 
 
 @pytest.mark.slow
