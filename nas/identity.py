@@ -1,7 +1,8 @@
 """A run's identity: every setting that gives its trials' numbers their meaning.
 
 A run is one experiment. Its identity is recorded when the run is created (``run.json`` and the
-study's user attribute `STUDY_ATTR`) and checked on every later start: the space file's content,
+study's user attribute `STUDY_ATTR`) and checked on every later start: the space's choices (as
+loaded: a comment edited in its file changes nothing),
 the data set and what it turned out to be (split sizes, resolution, channels, classes, per-channel
 statistics), every training and rung setting, the sampler, the seed, the budget, the latency
 table's content and its target. A start whose identity differs is refused with one line that
@@ -52,7 +53,7 @@ def identity(*, space_sha256: str, space_name: str, data: DataConfig,
              lut: str) -> Identity:
     """The identity of a run made with these settings, as plain JSON data (tuples as lists);
     ``data_shape`` says what the loaded data turned out to be (`nas.run.DataInfo.shape`)."""
-    made = {"the space file's content (sha256)": space_sha256, "--space": space_name,
+    made = {"the space's choices (fingerprint)": space_sha256, "--space": space_name,
             **_settings(search), **_settings(train),
             **{k: v for k, v in _settings(data).items() if k != "DataConfig.seed"},  # --seed
             **{f"the data's {k}": v for k, v in data_shape.items()},

@@ -183,7 +183,7 @@ class RunRecord:
     name: str
     storage: str  # Optuna storage URL
     space: str  # the space file's absolute path
-    space_sha256: str  # of the file's content, part of the run's identity
+    space_sha256: str  # `SearchSpace.fingerprint`: its choices, part of the run's identity
     space_name: str
     search: SearchConfig
     data: DataConfig

@@ -8,12 +8,13 @@ is JSON, so ``nas profile`` runs on a device with only torch installed.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import itertools
 import json
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Collection, Protocol, Sequence
 
@@ -87,6 +88,12 @@ class SearchSpace:
     se: tuple[bool, ...]
     activations: tuple[str, ...]
     head: Head
+
+    def fingerprint(self) -> str:
+        """12 hex digits of the SHA-256 of the space as loaded: every choice and fixed layer,
+        not the file's comments or layout (part of a run's identity)."""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def choices(self) -> list[BlockChoice]:
         """Every per-block choice combination, in a fixed order."""

@@ -12,6 +12,7 @@ from nas.config import DataConfig, SearchConfig, TrainConfig
 from nas.identity import MAY_CHANGE, IdentityError, check, first_difference, identity
 from nas.run import RunDir, RunRecord, read_checkpoint, run_name
 from nas.search import made_identity, open_study
+from nas.space import load_space
 from nas.storage import open_storage
 from test_own_data import write_npz
 
@@ -76,10 +77,14 @@ def made_run(tmp_path_factory, tiny_space, tiny_data, tiny_lut):
 
 
 def _changed_space(tiny_space: Path, tmp: Path) -> Path:
-    """The same space (same name) with one choice fewer: another file content."""
+    """The same space (same name) with one choice fewer; a comment alone changes nothing."""
     text = tiny_space.read_text()
+    commented = tmp / "commented.yaml"
+    commented.write_text(text + "\n# edited\n")
+    assert load_space(commented).fingerprint() == load_space(tiny_space).fingerprint()
     changed = tmp / "tiny.yaml"
-    changed.write_text(text + "\n# edited\n")
+    changed.write_text(text.replace("kernel: [3, 5]", "kernel: [3]"))
+    assert load_space(changed).fingerprint() != load_space(tiny_space).fingerprint()
     return changed
 
 
@@ -92,7 +97,7 @@ def _changed_space(tiny_space: Path, tmp: Path) -> Path:
     (["--rung-epochs", "0.5"], "--rung-epochs"),
     (["--latency-budget", "900ms"], "--latency-budget"),
     (["--resolution", "20"], "--resolution"),
-    ("space", "the space file's content"),
+    ("space", "the space's choices"),
     ("npz", "--dataset"),
     ("lut", "the latency table"),
 ])

@@ -16,7 +16,7 @@ from nas.evaluator import TrainEvaluator
 from nas.flags import from_args
 from nas.latency.predict import LatencyModel
 from nas.latency.profile import check_coverage, check_speed, profile_space
-from nas.latency.table import LatencyTable, default_path, file_hash
+from nas.latency.table import LatencyTable, default_path
 from nas.latency.target import Target
 from nas.model import ModelConfig
 from nas.monitor import TrialMonitor
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     def record_with(lut: LutInfo, target: Target) -> RunRecord:
         return RunRecord(
             name=name, storage=storage_url, space=str(space_path.resolve()),
-            space_sha256=file_hash(space_path), space_name=space.name, search=config,
+            space_sha256=space.fingerprint(), space_name=space.name, search=config,
             data=data_config, data_info=DataInfo.of(data), train=train_config, model=model,
             target=target, lut=lut, training_threads=use_threads(train_config.train_threads),
             workers=workers)
