@@ -24,9 +24,9 @@ target's allocator setting to the process (once), then ``torchscript`` traces th
 TorchScript in memory, as the export ships it, ``torch`` runs PyTorch eager, both in eval mode
 under ``inference_mode``, and ``onnxruntime`` exports the module to ONNX in memory and runs it
 on ORT's CPU provider with the target's thread count. The code that applies the allocator's
-settings and both runners come from `nas.bundle_timer`, the script an export ships beside the model,
-so a bundle is timed the way its table was (`Target.runtime_settings` describes them for the model
-card).
+settings and both runners come from `nas.bundle_timer`, the script an export ships beside the
+model, so a bundle is timed the way its table was (`Target.runtime_settings` describes them for
+the model card).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from nas.errors import UserError
 from nas.latency.target import MALLOPT, Target
 from nas.onnx_io import load_torchscript, to_onnx, to_torchscript
 from nas.bundle_timer import (apply_mallopt, cores_text, median_and_iqr, onnxruntime_runner,
-                            pin_process, torch_runner, usable_cores)
+                              pin_process, torch_runner, usable_cores)
 
 Runner = Callable[[], object]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from nas.flags import flag, positive_int
 from nas.bundle_timer import (ONNXRUNTIME_PROVIDERS, TORCH_MODE, backend_version, core_list,
-                            cores_text, environment, onnxruntime_options, usable_cores)
+                              cores_text, environment, onnxruntime_options, usable_cores)
 
 # The runtimes a target may time on; `nas.latency.measure.build_runner` has a runner for each.
 BACKENDS = ("torchscript", "torch", "onnxruntime")
