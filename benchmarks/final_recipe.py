@@ -28,7 +28,7 @@ from nas.arch import Arch
 from nas.commands.common import run_data
 from nas.config import FINAL_RECIPE, FinalConfig, TrainConfig
 from nas.final import Training, all_training_images, train_final
-from nas.run import BestNetwork, RunDir, RunRecord, load_best
+from nas.run import RunDir, RunRecord, load_best
 from nas.train import use_threads
 from record import append, now, read
 

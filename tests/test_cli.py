@@ -221,7 +221,7 @@ def test_a_stop_just_after_tell_exits_130_without_a_traceback(tmp_path, tiny_spa
     tell = optuna.Study.tell
 
     def tell_then_stop(self, *args, **kwargs):
-        told = tell(self, *args, **kwargs)
+        tell(self, *args, **kwargs)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(optuna.Study, "tell", tell_then_stop)
