@@ -19,6 +19,7 @@ the trial with the lower number takes it, and the other is closed untrained (`St
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -271,6 +272,13 @@ def run_trial(study: optuna.Study, space: SearchSpace, latency: LatencyPredictor
         if rung < len(rungs) - 1:  # see the module's docstring
             return study.tell(trial, state=TrialState.PRUNED)
         return study.tell(trial, [result.accuracy, prediction.latency_ms])
+    except UpdateFinishedTrialError:
+        # Another worker closed this trial as stale while it trained: its heartbeat came too
+        # late (a machine or database too busy to record it for `nas.storage.GRACE_S`). The
+        # study keeps it closed; this worker goes on with the next candidate.
+        print(f"trial {trial.number} was closed by another worker while it trained (its "
+              "heartbeat came too late); its result is dropped", file=sys.stderr)
+        return next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
     except BaseException as exc:  # Ctrl-C or a bug: close the trial so resume starts clean
         _close_interrupted(study, trial, exc)
         raise

@@ -230,3 +230,20 @@ def test_optunas_front_is_the_reports_front(tmp_path):
     assert seen.state == optuna.trial.TrialState.COMPLETE
     assert seen.values == [cheap[0].user_attrs["accuracy"], cheap[0].user_attrs["latency_ms"]]
     assert cheap[0].state == optuna.trial.TrialState.PRUNED  # the study's own is untouched
+
+
+def test_a_trial_closed_as_stale_while_it_trains_is_dropped_not_fatal(tmp_path, capsys):
+    """A worker whose heartbeat came too late finds its trial closed by another worker when it
+    records the result: it says so and goes on, the study keeping the trial closed."""
+    study = _study(tmp_path, sampler="random")
+    evaluator = FakeEvaluator()
+
+    def closed_meanwhile(arch, seed, epochs=2.0):
+        [running] = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        study._storage.set_trial_state_values(running._trial_id, optuna.trial.TrialState.FAIL)
+        return evaluator(arch, seed, epochs)
+
+    trial = run_trial(study, load_space(LARGE_SPACE), BlockCountLatency(), closed_meanwhile,
+                      SearchConfig(budget_ms=100, trials=1), SINGLE)
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert f"trial {trial.number} was closed by another worker" in capsys.readouterr().err
