@@ -233,3 +233,13 @@ def test_a_stop_just_after_tell_exits_130_without_a_traceback(tmp_path, tiny_spa
     [trial] = optuna.load_study(study_name="run",
                                 storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials
     assert trial.state == optuna.trial.TrialState.COMPLETE
+
+
+def test_a_missing_lut_file_is_one_line(tmp_path, tiny_space, tiny_data, capsys):
+    command = search_command(tiny_space, tiny_data, tmp_path, "run", 1, "--lut",
+                             str(tmp_path / "missing.json"))
+    assert main(["search", *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        f"error: cannot read latency table {tmp_path / 'missing.json'}: No such file or directory"]

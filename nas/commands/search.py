@@ -63,18 +63,21 @@ def run(args: argparse.Namespace) -> int:
             workers=workers)
 
     made = made_identities(run_dir, storage, name)
-    held = LatencyTable.load(lut_path, space=space.name) if lut_path.is_file() else None
+    # --lut's table must exist (a one-line error otherwise); this machine's may not be built yet
+    held = (LatencyTable.load(lut_path, space=space.name) if target is None or lut_path.is_file()
+            else None)
     now = LutInfo(str(lut_path), "", held.identity() if held else "none", "")
     check_all(made, record_with(now, target or held.target).identity())  # before any timing
     role = nullcontext(False) if args.helper else claimed(run_dir.coordinator_lock)
     with role as coordinator:
         with run_dir.timing_turn() if coordinator else nullcontext():
-            table = _latency_table(lut_path, target, space, model, check=coordinator)
+            table = _latency_table(lut_path, target, held, space, model, check=coordinator)
         record = record_with(lut_info(lut_path, table), table.target)
-        check_all(made, record.identity())
+        identity = record.identity()
+        check_all(made, identity)
         if coordinator or not run_dir.record.is_file():
             record.save(run_dir)
-        study = open_study(storage, name, identity=record.identity())
+        study = open_study(storage, name, identity=identity)
         study.sampler = make_sampler(config.sampler, config.seed)
         close_stale(study, storage)
         evaluator = TrainEvaluator(data, model, record.train)
@@ -99,14 +102,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _latency_table(path: Path, target: Target | None, space: SearchSpace, model: ModelConfig,
-                   *, check: bool) -> LatencyTable:
-    """The table given with ``--lut`` (``target`` None), else this machine's for ``target``,
-    profiled now if not cached; checked against this machine's speed by the coordinator."""
+def _latency_table(path: Path, target: Target | None, given: LatencyTable | None,
+                   space: SearchSpace, model: ModelConfig, *, check: bool) -> LatencyTable:
+    """The table ``given`` with ``--lut`` (``target`` None), else this machine's for
+    ``target``, profiled now if not cached; checked against this machine's speed by the
+    coordinator."""
     if target is not None:
         print(f"latency table {path} ({target.describe()})")
         return profile_space(path, space, target, model, check=check)
-    table = LatencyTable.load(path, space=space.name)
+    assert given is not None  # loaded from --lut before the identity check
+    table = given
     check_coverage(path, table, space, model)
     if check:
         check_speed(path, table, ProfileConfig())
