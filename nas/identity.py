@@ -2,11 +2,11 @@
 
 A run is one experiment. Its identity is recorded when the run is created (``run.json`` and the
 study's user attribute `STUDY_ATTR`) and checked on every later start: the space's choices (as
-loaded: a comment edited in its file changes nothing),
-the data set and what it turned out to be (split sizes, resolution, channels, classes, per-channel
-statistics), every training and rung setting, the sampler, the seed, the budget, the latency
-table's content and its target. A start whose identity differs is refused with one line that
-names the first difference. What only changes how fast a run goes, or how its results are read,
+loaded: a comment edited in its file changes nothing), the data set and what it turned out to be
+(split sizes, resolution, channels, classes, per-channel statistics), every training and rung
+setting, the sampler, the seed, the budget, and the latency table's target and fit (a table that
+only gained layers keeps its identity). A start whose identity differs is refused with one line
+that names the first difference. What only changes how fast a run goes, or how its results are read,
 may change on resume: `MAY_CHANGE`.
 """
 
