@@ -6,7 +6,8 @@ of `nas.config.TrainConfig`, ``epochs`` among them); by default the shipped reci
 epochs and a short one with the changes of the CIFAR-10 speed runs, plus that one with each of
 its changes left out (`DEFAULT_RECIPES`). Every training runs in a process of its own, ``--jobs``
 at a time side by side with ``--threads`` each, on all 60,000 training images of the run's data
-(its normalisation), from the run's best network (or ``--arch``). Appends one line per epoch and
+(its normalisation), from the run's best network (or ``--arch``); each training's folder
+(weights, curve) stays under ``RUN/final-recipe/<benchmark start>/``. Appends one line per epoch and
 one per training to ``benchmarks/results/final_recipe.jsonl`` and prints, per recipe, the final
 test accuracy (mean and spread over seeds) and the training seconds to reach ``--target``.
 Run: ``.venv/bin/python benchmarks/final_recipe.py results/<run> [--seeds 0,1] [--jobs 2]``.
@@ -19,7 +20,6 @@ import csv
 import statistics
 import subprocess
 import sys
-import tempfile
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -72,10 +72,10 @@ def train_one(args: argparse.Namespace) -> None:
     data = all_training_images(run_data(record, None, train_samples=None),
                                record.data_info.mean, record.data_info.std)
     threads = use_threads(args.threads)
-    with tempfile.TemporaryDirectory() as out:
-        result = train_final(RunDir(Path(out)), replace(best, arch=arch), data, record.model,
-                             Training(arch, args.seed[0], config))
-        curve = _curve(RunDir(Path(out)))
+    out = RunDir(args.run / "final-recipe" / args.bench_run / f"{name}-seed{args.seed[0]}")
+    result = train_final(out, replace(best, arch=arch), data, record.model,
+                         Training(arch, args.seed[0], config))
+    curve = _curve(out)
     common = {"recipe": name, "changes": changes, "seed": args.seed[0],
               "arch": arch.to_string(), "search_run": str(args.run)}
     for point in curve:
