@@ -83,6 +83,7 @@ def train_one(args: argparse.Namespace) -> None:
                run=args.bench_run)
     append("final_recipe", {**common, "record": "training", "epochs": result.epochs,
                             "test_accuracy": result.test_accuracy,
+                            "test_accuracy_mirror": result.test_accuracy_mirror,
                             "train_seconds": result.train_seconds,
                             "seconds_to_target": seconds_to(curve, args.target),
                             "target": args.target}, threads=threads, run=args.bench_run)

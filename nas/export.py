@@ -53,9 +53,14 @@ TIMER = "time_model.py"  # `nas.bundle_timer`, shipped beside a runtime format
 
 
 def model_card_markdown(card: Mapping[str, object]) -> str:
-    """MODEL_CARD.md: the card's entries, then its runtime settings as a section of their own."""
+    """MODEL_CARD.md: the card's plain entries, then each nested one (the final training, the
+    runtime settings) as a section of its own."""
     lines = ["# Model card", ""]
-    lines += [f"- **{k}**: {v}" for k, v in card.items() if k != "runtime_settings"]
+    lines += [f"- **{k}**: {v}" for k, v in card.items() if not isinstance(v, Mapping)]
+    final = card.get("final_training")
+    if isinstance(final, Mapping):
+        lines += ["", "## Final training", ""]
+        lines += [f"- **{k}**: {v}" for k, v in final.items()]
     settings = card.get("runtime_settings")
     if isinstance(settings, Mapping):
         lines += ["", "## Runtime settings the latency was measured under", ""]

@@ -89,9 +89,13 @@ class FinalResult:
     network: BestNetwork  # the network trained; its accuracy is the search's validation one
     epochs: int
     seed: int
-    test_accuracy: float  # in [0, 1], after the last epoch
+    test_accuracy: float  # in [0, 1], after the last epoch: one view, as the network runs
     train_seconds: float  # summed over the epochs, across resumptions
     config: TrainConfig
+    # The same weights scored with test-time augmentation (`nas.train.top1_accuracy`'s
+    # ``mirror``: two forward passes per image, twice the latency); None when the training
+    # used no flips (the mirror image is then not one it learned from).
+    test_accuracy_mirror: float | None = None
 
     @property
     def training(self) -> Training:
@@ -101,8 +105,9 @@ class FinalResult:
         n = self.network
         return {"trial": n.trial, "arch": n.arch.to_string(), "validation_accuracy": n.accuracy,
                 "predicted_latency_ms": n.latency_ms, "epochs": self.epochs, "seed": self.seed,
-                "test_accuracy": self.test_accuracy, "train_seconds": self.train_seconds,
-                "config": asdict(self.config)}
+                "test_accuracy": self.test_accuracy,
+                "test_accuracy_mirror": self.test_accuracy_mirror,
+                "train_seconds": self.train_seconds, "config": asdict(self.config)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FinalResult:
@@ -112,7 +117,16 @@ class FinalResult:
         return cls(network=network, epochs=int(d["epochs"]), seed=int(d["seed"]),
                    test_accuracy=float(d["test_accuracy"]),
                    train_seconds=float(d["train_seconds"]),
-                   config=from_dict(TrainConfig, d["config"]))
+                   config=from_dict(TrainConfig, d["config"]),
+                   test_accuracy_mirror=d.get("test_accuracy_mirror"))
+
+
+def mirror_note(result: FinalResult) -> str:
+    """The test-time-augmented accuracy as printed beside the single-view one, or nothing."""
+    if result.test_accuracy_mirror is None:
+        return ""
+    return (f" ({100 * result.test_accuracy_mirror:.2f}% when each image is also scored "
+            "mirrored: 2 forward passes, twice the latency)")
 
 
 def all_training_images(data: Dataset, mean: tuple[float, ...],
@@ -201,9 +215,12 @@ def train_final(run: RunDir, network: BestNetwork, data: Dataset, model_config: 
                 "torch_rng": torch.get_rng_state(), **_cuda_rng(device),
                 "data_rng": generator.get_state(),
                 "curve": [asdict(point) for point in curve], "step": step})
+    mirror = (top1_accuracy(kept, data.test, data, config.eval_batch_size,
+                            precision=config.precision, mirror=True) if config.flip else None)
     result = FinalResult(network=network, epochs=epochs, seed=seed,
                          test_accuracy=curve[-1].test_accuracy,
-                         train_seconds=sum(point.seconds for point in curve), config=config)
+                         train_seconds=sum(point.seconds for point in curve), config=config,
+                         test_accuracy_mirror=mirror)
     _write_result(run, result, kept.state_dict(), curve)
     return result
 

@@ -243,15 +243,20 @@ def recalibrate_batchnorm(model: nn.Module, data: Dataset, images: int, batch_si
 @torch.no_grad()
 def top1_accuracy(model: nn.Module, split: Split, data: Dataset,
                  batch_size: int = TrainConfig.eval_batch_size, *,
-                 precision: str = "fp32") -> float:
+                 precision: str = "fp32", mirror: bool = False) -> float:
     """Top-1 accuracy in [0, 1], in eval mode, where ``split`` is (``model`` must be there
-    too), in ``precision`` (`autocast`)."""
+    too), in ``precision`` (`autocast`). ``mirror``: test-time augmentation, each image scored
+    by the mean of its and its mirror image's class probabilities, two forward passes (only
+    meaningful for a network trained with flips); the model is not changed."""
     model.eval()
     correct = 0
     with autocast(split.images.device, precision):
         for start in range(0, len(split), batch_size):
-            logits = model(model_inputs(split.images[start:start + batch_size], data))
-            correct += int((logits.argmax(1) == split.labels[start:start + batch_size]).sum())
+            inputs = model_inputs(split.images[start:start + batch_size], data)
+            scores = model(inputs).float().softmax(1)
+            if mirror:
+                scores = scores + model(inputs.flip(-1)).float().softmax(1)
+            correct += int((scores.argmax(1) == split.labels[start:start + batch_size]).sum())
     return correct / len(split)
 
 

@@ -173,15 +173,26 @@ def test_export_prefers_final_weights(run, capsys):
     assert all(torch.equal(best[k], exported[k]) for k in best)
 
     assert _train(run) == 0
-    capsys.readouterr()
-    assert main(["export", str(run), "--format", "json", "--out", str(out)]) == 0
     final = json.loads(run_dir.final_record.read_text())
+    assert 0 <= final["test_accuracy_mirror"] <= 1  # trained with flips: scored mirrored too
+    assert (f"({100 * final['test_accuracy_mirror']:.2f}% when each image is also scored "
+            "mirrored: 2 forward passes") in capsys.readouterr().out
+    assert main(["export", str(run), "--format", "json", "--out", str(out)]) == 0
     assert (f"using final weights of trial {final['trial']}: 3 epochs, test accuracy "
             f"{100 * final['test_accuracy']:.2f}%") in capsys.readouterr().out
     card = json.loads((out / "model_card.json").read_text())
     assert card["weights"] == "final training, 3 epochs"
     assert card["test_accuracy"] == final["test_accuracy"]
+    assert card["final_training"]["epochs"] == 3 and card["final_training"]["seed"] == 0
+    assert card["final_training"]["train_seconds"] == round(final["train_seconds"], 1)
+    assert card["final_training"]["test_accuracy_single_view"] == final["test_accuracy"]
+    assert card["final_training"]["test_accuracy_mirror_tta"] == final["test_accuracy_mirror"]
+    markdown = (out / "MODEL_CARD.md").read_text()
+    assert "## Final training" in markdown and "2 forward passes" in markdown
+    # What the test-time augmentation scored is not what is exported: the weights are the
+    # final training's, untouched.
     weights, exported = _weights(run_dir.final_weights), _weights(out / "weights.pt")
+    assert weights.keys() == exported.keys()
     assert all(torch.equal(weights[k], exported[k]) for k in weights)
 
 

@@ -85,3 +85,29 @@ def test_batchnorm_statistics_are_re_estimated_from_training_images_after_traini
     recalibrate_batchnorm(model, data, len(data.train), batch_size=len(data.train))
     assert matches()
     assert all(m.momentum == 0.1 for m in norms)  # training would go on as before
+
+
+def test_mirror_scoring_averages_an_image_and_its_mirror_and_leaves_the_model(idx_dir):
+    data = load_dataset("fashion-mnist", idx_dir, val_samples=50, seed=0)
+    model = MobileNet(TINY, ModelConfig(1, 10))
+    train(model, data, TrainConfig(epochs=0.5, batch_size=64, train_device="cpu"), seeded(0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen: list[torch.Tensor] = []
+    hook = model.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    single = top1_accuracy(model, data.test, data, batch_size=len(data.test))
+    assert len(seen) == 1
+    both = top1_accuracy(model, data.test, data, batch_size=len(data.test), mirror=True)
+    hook.remove()
+    assert len(seen) == 3 and torch.equal(seen[1], seen[0]) and torch.equal(seen[2],
+                                                                            seen[0].flip(-1))
+    with torch.no_grad():
+        scores = model(seen[0]).softmax(1) + model(seen[2]).softmax(1)
+    expected = (scores.argmax(1) == data.test.labels).float().mean().item()
+    assert both == pytest.approx(expected)
+    # mirror-symmetric images: each pair is one image twice, so the single view decides
+    symmetric = dataclasses.replace(data.test, images=torch.cat(
+        [data.test.images[..., :14], data.test.images[..., :14].flip(-1)], -1))
+    assert (top1_accuracy(model, symmetric, data, mirror=True)
+            == top1_accuracy(model, symmetric, data))
+    assert 0 <= single <= 1
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

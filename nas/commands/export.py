@@ -19,7 +19,7 @@ from nas.commands.common import run_data
 from nas.config import ProfileConfig
 from nas.data import DataError
 from nas.export import export_network
-from nas.final import load_final
+from nas.final import FinalResult, load_final
 from nas.latency.profile import time_networks
 from nas.model import MobileNet
 from nas.run import BestNetwork, RunDir, RunRecord, fit_weights, load_best
@@ -30,7 +30,7 @@ from nas.train import top1_accuracy
 def run(args: argparse.Namespace) -> int:
     run_dir = RunDir(args.run)
     record = RunRecord.load(run_dir)
-    best, state, weights = _network(run_dir, record)
+    best, state, weights, final = _network(run_dir, record)
     out = args.out or run_dir.export
     card: dict[str, object] = {
         "trial": best.trial, "weights": weights, "validation_accuracy": best.accuracy,
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         "resolution": record.describe_resolution(),
         "runtime_settings": record.target.runtime_settings(record.model.in_channels),
         "test_accuracy": _test_accuracy(best.arch, record, state, args.data_dir),
+        "final_training": None if final is None else _final_card(final),
         "speed_probe_ms": record.lut.speed_probe_ms,
         **_measured_latency(best, record)}
     diffs = export_network(best.arch, record.model, state, input_size=record.data_info.image_size,
@@ -56,22 +57,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _network(run_dir: RunDir,
-             record: RunRecord) -> tuple[BestNetwork, dict[str, torch.Tensor], str]:
-    """The network to export, its weights and, for the card, which weights they are; says which
-    in one printed line."""
+def _network(run_dir: RunDir, record: RunRecord
+             ) -> tuple[BestNetwork, dict[str, torch.Tensor], str, FinalResult | None]:
+    """The network to export, its weights, for the card which weights they are, and the final
+    training's record when they are its; says which in one printed line."""
     final = load_final(run_dir)
     if final is None:
         best, state = load_best(run_dir)
         fit_weights(MobileNet(best.arch, record.model), state, run_dir.best_checkpoint)
         print(f"using the search's proxy weights; run `python -m nas train {run_dir.root}` for "
               "a fully trained network")
-        return best, state, f"search proxy, {record.train.epochs:g} epochs"
+        return best, state, f"search proxy, {record.train.epochs:g} epochs", None
     result, state = final
     fit_weights(MobileNet(result.network.arch, record.model), state, run_dir.final_weights)
     print(f"using final weights of trial {result.network.trial}: {result.epochs} epochs, test "
           f"accuracy {100 * result.test_accuracy:.2f}%")
-    return result.network, state, f"final training, {result.epochs} epochs"
+    return result.network, state, f"final training, {result.epochs} epochs", result
+
+
+def _final_card(result: FinalResult) -> dict[str, object]:
+    """The final training on the card: how long, from which seed, and its test accuracy with
+    one forward pass (the network as exported and timed) and, apart, with the mirror image too
+    (two passes: not what the latency figures time)."""
+    return {"epochs": result.epochs, "seed": result.seed,
+            "train_seconds": round(result.train_seconds, 1),
+            "train_device": result.config.train_device,
+            "test_accuracy_single_view": result.test_accuracy,
+            "test_accuracy_mirror_tta": result.test_accuracy_mirror,
+            "mirror_tta": "each image scored by the mean of its and its mirror image's class "
+                          "probabilities: 2 forward passes, twice the latency; the exported "
+                          "model runs one"}
 
 
 def _test_accuracy(arch: Arch, record: RunRecord, state: dict[str, torch.Tensor],

@@ -10,7 +10,7 @@ from nas.arch import ArchError
 from nas.commands.common import run_data
 from nas.config import FinalConfig
 from nas.errors import UsageError
-from nas.final import Training, all_training_images, load_final, train_final
+from nas.final import Training, all_training_images, load_final, mirror_note, train_final
 from nas.flags import from_args
 from nas.run import BestNetwork, RunDir, RunRecord, load_best
 from nas.train import resolve_device, use_threads
@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
           f"on {device}, {config.precision}")
     result = train_final(run_dir, network, data, record.model, training)
     print(f"test accuracy {100 * result.test_accuracy:.2f}% on {len(data.test)} images after "
-          f"{result.epochs} epochs ({result.train_seconds:.0f}s); weights, curve and record in "
-          f"{run_dir.final}/")
+          f"{result.epochs} epochs ({result.train_seconds:.0f}s){mirror_note(result)}; weights, "
+          f"curve and record in {run_dir.final}/")
     return 0
 
 
