@@ -389,7 +389,8 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> SearchSpace:
         head=Head(channels=head.positive_int("channels"), features=head.positive_int("features"),
                   activation=head.activation("activation", "hswish")),
         widths=tuple(float(v) for v in choices.choice_list(
-            "width", (int, float), lambda v: math.isfinite(v) and v > 0,  # type: ignore[arg-type]
+            "width", (int, float),  # type: ignore[arg-type]
+            lambda v: v > 0 and all(math.isfinite(s.channels * v) for s in stages),
             default=[1.0])),
         stem_strides=stem_strides,
     )
