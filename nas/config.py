@@ -18,7 +18,24 @@ DEVICE_HELP = ("where to train: auto (CUDA when torch sees a GPU, else the CPU),
                "first GPU) or cuda:N; latency is still measured on the target")
 PRECISION_HELP = ("training arithmetic: fp32, or bf16 (torch.autocast with bfloat16 on the "
                   "training device; opt-in, its effect on the proxy's accuracy is not measured)")
-REFERENCE_NAMES = ("mobilenetv3-large", "mobilenetv3-small")  # `nas.references.REFERENCES`
+# The hand-designed baseline (`nas.references.REFERENCES`): MobileNetV3-Large and -Small at the
+# width multipliers a user would scale them by (the paper's Table 3 has 0.75 and 1.0).
+REFERENCE_FAMILIES = ("mobilenetv3-large", "mobilenetv3-small")
+REFERENCE_WIDTHS = (0.5, 0.75, 1.0, 1.25)
+
+
+def reference_name(family: str, width: float) -> str:
+    """``mobilenetv3-small-0.75``; at width 1 the network's own name, ``mobilenetv3-small``."""
+    return family if width == 1 else f"{family}-{width:g}"
+
+
+# name -> (family, width multiplier), by family, then width
+REFERENCE_MEMBERS = {reference_name(f, w): (f, w) for f in REFERENCE_FAMILIES
+                     for w in REFERENCE_WIDTHS}
+REFERENCE_NAMES = tuple(REFERENCE_MEMBERS)
+# Each reference costs a proxy training per run (about 30-140 s each at the default proxy), so a
+# search trains the two width-1 members unless told; `--references` names any of the family.
+DEFAULT_REFERENCES = REFERENCE_FAMILIES
 # Mean std over 3 seeds of the default proxy's validation accuracy, in points, on 6 architectures
 # spread over `mobilenetv3-28px` (Fashion-MNIST, 28 px; benchmarks/proxy_fidelity.py, data in
 # benchmarks/results/proxy_fidelity.jsonl:
@@ -149,10 +166,11 @@ class SearchConfig:
     bands: int = field(default=3, metadata=flag(
         "successive halving: latency bands (equal-count groups by predicted latency) in which "
         "promotion is decided, so fast networks compete with fast ones", type=positive_int))
-    references: tuple[str, ...] = field(default=REFERENCE_NAMES, metadata=flag(
+    references: tuple[str, ...] = field(default=DEFAULT_REFERENCES, metadata=flag(
         "hand-designed networks adapted to the run's resolution, trained with the same proxy, "
-        "predicted by the same table and drawn beside the front, comma-separated, or none",
-        type=comma_list(REFERENCE_NAMES, allow_none=True)))
+        "predicted by the same table and drawn beside the front, comma-separated, or none; "
+        "MobileNetV3-Large and -Small at width 0.5, 0.75, 1 and 1.25 (mobilenetv3-small-0.75; "
+        "mobilenetv3-small is width 1)", type=comma_list(REFERENCE_NAMES, allow_none=True)))
     seed_std: float = field(default=SEED_STD, metadata=flag(
         "seed noise of a candidate's validation accuracy, in points (the std over training "
         "seeds); drawn as error bars and used to say which candidates differ by more than "

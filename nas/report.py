@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial
 
 from nas.atomic import atomic_path, write_text
 from nas.budget import BudgetRule, Scored, best_of
+from nas.config import REFERENCE_MEMBERS
 from nas.pareto import hypervolume, noise_margin, pareto_front, within_noise
 from nas.references import ReferenceResult
 from nas.run import RunDir, RunRecord
@@ -69,8 +70,9 @@ class FrontInfo:
     # 10th and 90th percentile of the sampled candidates' predicted latency: the budgets that
     # would bind on this target (None before any candidate was sampled)
     binding_ms: tuple[float, float] | None
-    # Reference networks (name, accuracy, latency_ms, latency_err_ms, arch), each with the most
-    # accurate candidate trained at the top rung at no more latency (rival_*; none: NaN).
+    # Reference networks (name, family, width, accuracy, latency_ms, latency_err_ms, arch), each
+    # with the most accurate candidate trained at the top rung at no more latency (rival_*;
+    # none: NaN) and whether it beats the reference beyond seed noise (`verdict`, `VERDICTS`).
     references: pd.DataFrame
 
     @property
@@ -112,7 +114,7 @@ def front_info(frame: pd.DataFrame, choice: BudgetRule, seed_std: float,
                      failed=int((frame["status"] == Status.FAILED).sum()),
                      hypervolume=hypervolume(points, 0.0, budget_ms), seed_std=seed_std,
                      within_noise=tied, binding_ms=_binding(frame),
-                     references=_rivals(trained, references))
+                     references=_rivals(trained, references, seed_std))
 
 
 def _binding(frame: pd.DataFrame) -> tuple[float, float] | None:
@@ -123,19 +125,54 @@ def _binding(frame: pd.DataFrame) -> tuple[float, float] | None:
     return float(sampled.quantile(0.1)), float(sampled.quantile(0.9))
 
 
-def _rivals(trained: pd.DataFrame, references: Sequence[ReferenceResult]) -> pd.DataFrame:
+# What the best candidate at no more latency than a reference says about it, as the summary
+# words it: "beaten" only when more accurate beyond seed noise (`nas.pareto.noise_margin`).
+VERDICTS = {
+    "beaten": "beaten beyond seed noise",
+    "within noise": "not beaten beyond seed noise",
+    "ahead": "not beaten, more accurate beyond seed noise",
+    "unmatched": "not beaten",
+}
+
+
+def verdict(gap_points: float | None, seed_std: float) -> str:
+    """A `VERDICTS` key for the best candidate at no more latency being ``gap_points`` more
+    accurate than a reference (None: no candidate was trained at that latency or less)."""
+    if gap_points is None:
+        return "unmatched"
+    margin = noise_margin(seed_std)
+    return "beaten" if gap_points > margin else "ahead" if gap_points < -margin else \
+        "within noise"
+
+
+def _rivals(trained: pd.DataFrame, references: Sequence[ReferenceResult],
+            seed_std: float) -> pd.DataFrame:
     """Each reference beside the most accurate candidate at no more latency than it."""
     rows = []
     for ref in references:
         rivals = trained[trained["latency_ms"] <= ref.latency_ms]
         rival = rivals.sort_values(["accuracy", "latency_ms"], ascending=[False, True]).head(1)
-        rows.append({"name": ref.name, "accuracy": ref.accuracy, "latency_ms": ref.latency_ms,
+        found = len(rival) > 0
+        gap = 100 * (float(rival["accuracy"].iloc[0]) - ref.accuracy) if found else None
+        family, width = REFERENCE_MEMBERS.get(ref.name, (ref.name, 1.0))
+        rows.append({"name": ref.name, "family": family, "width": width,
+                     "accuracy": ref.accuracy, "latency_ms": ref.latency_ms,
                      "latency_err_ms": ref.latency_err_ms, "arch": ref.arch,
-                     "rival_number": rival["number"].iloc[0] if len(rival) else None,
-                     "rival_accuracy": rival["accuracy"].iloc[0] if len(rival) else None,
-                     "rival_latency_ms": rival["latency_ms"].iloc[0] if len(rival) else None})
-    return pd.DataFrame(rows, columns=["name", "accuracy", "latency_ms", "latency_err_ms", "arch",
-                                       "rival_number", "rival_accuracy", "rival_latency_ms"])
+                     "rival_number": rival["number"].iloc[0] if found else None,
+                     "rival_accuracy": rival["accuracy"].iloc[0] if found else None,
+                     "rival_latency_ms": rival["latency_ms"].iloc[0] if found else None,
+                     "gap_points": gap, "verdict": verdict(gap, seed_std)})
+    return pd.DataFrame(rows, columns=["name", "family", "width", "accuracy", "latency_ms",
+                                       "latency_err_ms", "arch", "rival_number", "rival_accuracy",
+                                       "rival_latency_ms", "gap_points", "verdict"])
+
+
+def family_curves(references: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per family with more than one member among ``references`` (`FrontInfo.references`), its
+    members by increasing latency: the curve a user gets by scaling that network's width."""
+    return {family: members.sort_values(["latency_ms", "width"]).reset_index(drop=True)
+            for family, members in references.groupby("family", sort=False)
+            if len(members) > 1}
 
 
 @dataclass(frozen=True)
@@ -202,6 +239,11 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
             hovertemplate="trial %{customdata[0]}<br>%{y:.2f}% at %{x:.2f} ms"
                           "<br>%{customdata[1]}<extra></extra>"), row=1, col=1)
     refs = info.references
+    for family, members in family_curves(refs).items():
+        fig.add_trace(go.Scatter(
+            x=members["latency_ms"], y=members["accuracy"] * 100, mode="lines",
+            name=f"{family} family (width {', '.join(f'{w:g}' for w in members['width'])})",
+            line={"color": "#2ca02c", "dash": "dot"}, hoverinfo="skip"), row=1, col=1)
     if len(refs):
         fig.add_trace(go.Scatter(
             x=refs["latency_ms"], y=refs["accuracy"] * 100, mode="markers+text",
@@ -374,23 +416,21 @@ def _reference_lines(info: FrontInfo) -> list[str]:
     verdicts = []
     margin = noise_margin(info.seed_std)
     for _, r in info.references.iterrows():
-        if pd.isna(r["rival_number"]):
+        said = f"- {r['name']}: {VERDICTS[r['verdict']]}: "
+        if r["verdict"] == "unmatched":
             rival = "none trained"
-            verdicts.append(f"- {r['name']}: the front does not dominate it: no candidate was "
-                            f"trained at {r['latency_ms']:.2f} ms or less")
+            verdicts.append(f"{said}no candidate was trained at {r['latency_ms']:.2f} ms or less")
         else:
-            gap = 100 * (r["rival_accuracy"] - r["accuracy"])
             rival = (f"trial {int(r['rival_number'])}: {100 * r['rival_accuracy']:.2f}% at "
                      f"{r['rival_latency_ms']:.2f} ms")
-            noise = "within" if abs(gap) <= margin else "beyond"
-            verdicts.append(
-                f"- {r['name']}: " + ("the front dominates it" if gap >= 0 else
-                                      "the front does NOT dominate it")
-                + f": trial {int(r['rival_number'])} is {gap:+.2f} points at no more latency "
-                f"({noise} seed noise, {margin:.2f} points)")
+            noise = "within" if r["verdict"] == "within noise" else "beyond"
+            verdicts.append(f"{said}trial {int(r['rival_number'])} is {r['gap_points']:+.2f} "
+                            f"points at no more latency ({noise} seed noise, {margin:.2f} points)")
         lines.append(f"| {r['name']} | {100 * r['accuracy']:.2f}% | {r['latency_ms']:.2f} | "
                      f"{rival} |")
-    return [*lines, "", *verdicts]
+    beaten = int((info.references["verdict"] == "beaten").sum())
+    return [*lines, "", f"{beaten} of {len(info.references)} beaten beyond seed noise by a "
+                        "candidate at no more latency:", "", *verdicts]
 
 
 def _rungs_line(info: FrontInfo, record: RunRecord) -> str:

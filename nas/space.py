@@ -1,8 +1,10 @@
 """Search spaces as data: load and validate a space file, sample an `Arch`, enumerate its blocks.
 
-A space file (YAML, or JSON, which is YAML too) names a fixed stem, fixed leading blocks, the
-searchable stages with their stride and width, the per-block choices and the head. See
-``search_spaces/mobilenetv3.yaml``. Loading works with only the standard library when the file
+A space file (YAML, or JSON, which is YAML too) names a stem, fixed leading blocks, the
+searchable stages with their stride and width, the per-stage and per-block choices and the head.
+See ``search_spaces/mobilenetv3.yaml``; ``search_spaces/mobilenetv3-28px-wide.yaml`` also
+searches each stage's width (``choices.width``, multipliers of its ``channels``) and the stem's
+stride (``stem.stride: [1, 2]``). Loading works with only the standard library when the file
 is JSON, so ``nas profile`` runs on a device with only torch installed.
 """
 
@@ -14,11 +16,12 @@ import itertools
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Collection, Protocol, Sequence
 
-from nas.arch import ACTIVATIONS, Arch, ArchError, BlockSpec, Head, Stem, conv_output_size
+from nas.arch import (ACTIVATIONS, Arch, ArchError, BlockSpec, Head, Stem, conv_output_size,
+                      make_divisible)
 from nas.errors import UserError
 
 # The shipped spaces: ``search_spaces/`` in the checkout, linked from ``nas/search_spaces``, which
@@ -53,6 +56,12 @@ class Suggester(Protocol):
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
 
 
+def _choose(trial: Suggester, name: str, choices: Sequence[Any]) -> Any:
+    """``trial``'s choice among ``choices``; the only one, without asking, when there is one
+    (so a space that does not search it has no such parameter, and draws nothing for it)."""
+    return choices[0] if len(choices) == 1 else trial.suggest_categorical(name, list(choices))
+
+
 @dataclass(frozen=True)
 class BlockChoice:
     """The per-block choices, one value each."""
@@ -69,11 +78,26 @@ class BlockChoice:
 
 @dataclass(frozen=True)
 class Stage:
-    """A searchable stage: its first block has ``stride``, the rest stride 1."""
+    """A searchable stage: its first block has ``stride`` (with the space's finest stem, see
+    `SearchSpace.stage_strides`), the rest stride 1."""
 
     channels: int
     stride: int
     depths: tuple[int, ...]
+
+    def width(self, multiplier: float) -> int:
+        """Output channels at a width multiplier, rounded as MobileNetV3 rounds them
+        (`nas.arch.make_divisible`: nearest multiple of 8, never below 90%); 1 keeps
+        ``channels`` as the file gives them."""
+        return self.channels if multiplier == 1 else make_divisible(self.channels * multiplier)
+
+
+@dataclass(frozen=True)
+class StageChoice:
+    """What one stage chose: its width multiplier and its blocks (as many as its depth)."""
+
+    width: float
+    blocks: tuple[BlockChoice, ...]
 
 
 @dataclass(frozen=True)
@@ -88,11 +112,22 @@ class SearchSpace:
     se: tuple[bool, ...]
     activations: tuple[str, ...]
     head: Head
+    widths: tuple[float, ...]  # per stage: multipliers of its channels; (1.0,) when not searched
+    # The stem's stride choices, increasing; ``stem.stride`` is the first, the finest, for which
+    # the stages' strides are planned. (stem.stride,) when not searched.
+    stem_strides: tuple[int, ...]
 
     def fingerprint(self) -> str:
         """12 hex digits of the SHA-256 of the space as loaded: every choice and fixed layer,
-        not the file's comments or layout (part of a run's identity)."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        not the file's comments or layout (part of a run's identity). The width and stem-stride
+        choices are left out where a space does not search them, so a space file written before
+        they existed keeps its fingerprint, and its runs their identity."""
+        data = asdict(self)
+        if self.widths == (1.0,):
+            del data["widths"]
+        if self.stem_strides == (self.stem.stride,):
+            del data["stem_strides"]
+        text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def choices(self) -> list[BlockChoice]:
@@ -100,52 +135,84 @@ class SearchSpace:
         return [BlockChoice(k, e, s, a) for k, e, s, a in
                 itertools.product(self.kernels, self.expansions, self.se, self.activations)]
 
-    def build(self, depths: Sequence[int], choices: Sequence[Sequence[BlockChoice]]) -> Arch:
-        """The architecture with ``depths[i]`` blocks in stage i, block j using
-        ``choices[i][j]``."""
+    def stage_strides(self, stem_stride: int) -> tuple[int, ...]:
+        """The stages' strides under a stem of ``stem_stride``.
+
+        The file plans them for the finest stem (``stem.stride``). A stem that halves the image
+        once more takes over the plan's last reduction: the last stage of stride 2 runs at
+        stride 1. Every stem choice then ends at the same smallest map (halvings round up, in
+        any order), so a kernel visible there under one stem is visible under all; with the
+        28 px plans, stem stride 2 gives ``mobilenetv3-28px``'s strides and stride 1
+        ``mobilenetv3-28px-s1``'s.
+        """
+        strides = [s.stride for s in self.stages]
+        halving = [i for i, s in enumerate(strides) if s == 2]
+        if stem_stride > self.stem.stride and halving:  # `load_space` makes sure of one
+            strides[halving[-1]] = 1
+        return tuple(strides)
+
+    def build(self, stages: Sequence[StageChoice], stem_stride: int | None = None) -> Arch:
+        """The architecture whose stage i is ``stages[i]``, with a stem of ``stem_stride``
+        (default: the finest)."""
+        stem_stride = self.stem.stride if stem_stride is None else stem_stride
         blocks = list(self.fixed_blocks)
-        for stage, depth, stage_choices in zip(self.stages, depths, choices, strict=True):
-            for j in range(depth):
-                blocks.append(stage_choices[j].block(stage.channels, stage.stride if j == 0 else 1))
-        return Arch(stem=self.stem, blocks=tuple(blocks), head=self.head)
+        for stage, stride, chosen in zip(self.stages, self.stage_strides(stem_stride), stages,
+                                         strict=True):
+            channels = stage.width(chosen.width)
+            blocks += [c.block(channels, stride if j == 0 else 1)
+                       for j, c in enumerate(chosen.blocks)]
+        return Arch(stem=replace(self.stem, stride=stem_stride), blocks=tuple(blocks),
+                    head=self.head)
 
     def sample(self, trial: Suggester) -> Arch:
-        """Sample an architecture; block parameters exist only for the blocks the depth keeps."""
-        depths: list[int] = []
-        choices: list[list[BlockChoice]] = []
+        """Sample an architecture; block parameters exist only for the blocks the depth keeps,
+        width and stem-stride parameters only where the space gives more than one choice (a
+        space without them samples the parameters, and draws, it always did)."""
+        stem_stride = int(_choose(trial, "stem_stride", self.stem_strides))
+        stages = []
         for i, stage in enumerate(self.stages):
+            width = float(_choose(trial, f"s{i}_width", self.widths))
             depth = int(trial.suggest_categorical(f"s{i}_depth", list(stage.depths)))
-            depths.append(depth)
-            choices.append([
+            stages.append(StageChoice(width, tuple(
                 BlockChoice(kernel=int(trial.suggest_categorical(f"s{i}_b{j}_kernel",
-                                                            list(self.kernels))),
-                       expansion=float(trial.suggest_categorical(f"s{i}_b{j}_expansion",
-                                                                 list(self.expansions))),
-                       se=bool(trial.suggest_categorical(f"s{i}_b{j}_se", list(self.se))),
-                       activation=str(trial.suggest_categorical(f"s{i}_b{j}_activation",
-                                                                list(self.activations))))
-                for j in range(depth)])
-        return self.build(depths, choices)
+                                                                 list(self.kernels))),
+                            expansion=float(trial.suggest_categorical(f"s{i}_b{j}_expansion",
+                                                                      list(self.expansions))),
+                            se=bool(trial.suggest_categorical(f"s{i}_b{j}_se", list(self.se))),
+                            activation=str(trial.suggest_categorical(f"s{i}_b{j}_activation",
+                                                                     list(self.activations))))
+                for j in range(depth))))
+        return self.build(stages, stem_stride)
 
     def covering_archs(self) -> list[Arch]:
-        """Architectures whose blocks, together, hold every block configuration of the space.
+        """Architectures whose blocks, together, hold every layer configuration of the space.
 
-        One per choice combination, every stage at its largest depth and every block using that
-        combination: each stage's first position (its stride, the previous width) and its later
-        positions (stride 1) then appear with every choice. Walking these through the latency
-        key function enumerates the LUT without a second enumeration code path.
+        For every stem stride, every pair of widths (a, b) and every block choice combination,
+        one network: every stage at its largest depth, every block using that combination, the
+        stages' widths alternating a, b, a, ... Each stage's first position (its stride, the
+        previous stage's width) and its later positions (stride 1, its own width) then appear
+        with every choice, every pair of neighbouring widths and every stem's map sizes.
+        Walking these through the latency key function enumerates the LUT without a second
+        enumeration code path.
         """
         depths = [max(s.depths) for s in self.stages]
-        return [self.build(depths, [[c] * d for d in depths]) for c in self.choices()]
+        return [self.build([StageChoice((a, b)[i % 2], (c,) * d) for i, d in enumerate(depths)],
+                           stem_stride)
+                for stem_stride in self.stem_strides
+                for a, b in itertools.product(self.widths, repeat=2)
+                for c in self.choices()]
 
-    def stage_input_sizes(self, resolution: int) -> list[tuple[int, int]]:
-        """Per searchable stage, the input map size of its first block and of its later ones."""
-        size = conv_output_size(resolution, self.stem.stride)
+    def stage_input_sizes(self, resolution: int,
+                          stem_stride: int | None = None) -> list[tuple[int, int]]:
+        """Per searchable stage, the input map size of its first block and of its later ones,
+        with a stem of ``stem_stride`` (default: the finest)."""
+        stem_stride = self.stem.stride if stem_stride is None else stem_stride
+        size = conv_output_size(resolution, stem_stride)
         for block in self.fixed_blocks:
             size = conv_output_size(size, block.stride)
         sizes = []
-        for stage in self.stages:
-            after = conv_output_size(size, stage.stride)
+        for stride in self.stage_strides(stem_stride):
+            after = conv_output_size(size, stride)
             sizes.append((size, after))
             size = after
         return sizes
@@ -158,24 +225,29 @@ class SearchSpace:
         nothing. So a kernel is visible only where the next smaller choice k' leaves part of the
         map out of reach: s >= (k' + 1) / 2 + 1 (4x4 maps for 7 after 5, 3x3 for 5 after 3).
         Empty when every searched kernel can change what every stage computes.
+        With several stem strides, every stem is checked and a line names its stem.
         """
-        problems = []
+        problems: list[str] = []
         kernels = sorted(self.kernels)
-        for i, (first, later) in enumerate(self.stage_input_sizes(resolution)):
-            smallest_map = min(first, later) if max(self.stages[i].depths) > 1 else first
-            for smaller, kernel in zip(kernels, kernels[1:]):
-                if smallest_map <= smaller // 2 + 1:
-                    problems.append(f"stage {i + 1} sees {smallest_map}x{smallest_map} maps at "
-                                    f"{resolution}px: kernel {kernel} computes what kernel "
-                                    f"{smaller} does")
+        for stem_stride in self.stem_strides:
+            stem = f" with a stride-{stem_stride} stem" if len(self.stem_strides) > 1 else ""
+            for i, (first, later) in enumerate(self.stage_input_sizes(resolution, stem_stride)):
+                smallest_map = min(first, later) if max(self.stages[i].depths) > 1 else first
+                for smaller, kernel in zip(kernels, kernels[1:]):
+                    if smallest_map <= smaller // 2 + 1:
+                        problems.append(f"stage {i + 1} sees {smallest_map}x{smallest_map} maps "
+                                        f"at {resolution}px{stem}: kernel {kernel} computes "
+                                        f"what kernel {smaller} does")
         return problems
 
     def size(self) -> int:
-        """How many distinct architectures the space holds."""
+        """How many distinct architectures the space holds (width multipliers that round to
+        the same channels count once)."""
         per_block = len(self.choices())
-        total = 1
+        total = len(self.stem_strides)
         for stage in self.stages:
-            total *= sum(per_block ** d for d in stage.depths)
+            widths = len({stage.width(m) for m in self.widths})
+            total *= widths * sum(per_block ** d for d in stage.depths)
         return total
 
 
@@ -238,14 +310,21 @@ class _Reader:
             raise self.fail(key, f"expected 1 or 2, got {value}")
         return value
 
+    def strides(self, key: str, default: int) -> tuple[int, ...]:
+        """A stride (1 or 2) or a list of them to choose from, in increasing order."""
+        if not isinstance(self.get(key, default), list):
+            return (self.stride(key, default),)
+        return tuple(sorted(self.choice_list(key, int, lambda v: v in (1, 2))))
+
     def activation(self, key: str, default: Any = ...) -> str:
         value = self.get(key, default)
         if value not in ACTIVATIONS:
             raise self.fail(key, f"expected one of {list(ACTIVATIONS)}, got {value!r}")
         return value
 
-    def choice_list(self, key: str, kind: type, check: Any = lambda v: True) -> tuple[Any, ...]:
-        value = self.get(key)
+    def choice_list(self, key: str, kind: type, check: Any = lambda v: True,
+                    default: Any = ...) -> tuple[Any, ...]:
+        value = self.get(key, default)
         ok = isinstance(value, list) and value and all(
             isinstance(v, kind) and not (kind is not bool and isinstance(v, bool)) and check(v)
             for v in value)
@@ -291,12 +370,13 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> SearchSpace:
     if not isinstance(fixed, list):
         raise root.fail("fixed_blocks", "expected a list of blocks")
     stem, head = root.sub("stem"), root.sub("head")
-    return SearchSpace(
+    stem_strides = stem.strides("stride", 2)
+    space = SearchSpace(
         name=str(root.get("name")),
         resolution=root.positive_int("resolution"),
         stem=Stem(channels=stem.positive_int("channels"),
                   activation=stem.activation("activation", "hswish"),
-                  stride=stem.stride("stride", 2)),
+                  stride=stem_strides[0]),
         fixed_blocks=tuple(_block(_Reader(path, b, f"fixed_blocks[{i}]."))
                            for i, b in enumerate(fixed)),
         stages=tuple(stages),
@@ -308,7 +388,16 @@ def load_space(path: str | Path = DEFAULT_SPACE) -> SearchSpace:
         activations=choices.choice_list("activation", str, lambda v: v in ACTIVATIONS),
         head=Head(channels=head.positive_int("channels"), features=head.positive_int("features"),
                   activation=head.activation("activation", "hswish")),
+        widths=tuple(float(v) for v in choices.choice_list(
+            "width", (int, float),  # type: ignore[arg-type]
+            lambda v: v > 0 and all(math.isfinite(s.channels * v) for s in stages),
+            default=[1.0])),
+        stem_strides=stem_strides,
     )
+    if len(stem_strides) > 1 and 2 not in (s.stride for s in stages):
+        raise stem.fail("stride", "a choice of stem strides needs a stage of stride 2, whose "
+                                  "halving the stride-2 stem takes over; give one")
+    return space
 
 
 class RandomSuggester:

@@ -6,7 +6,7 @@ from nas.references import MOBILENETV3_LARGE, MOBILENETV3_SMALL
 from nas.space import load_space, random_archs, resolve_space
 
 
-@pytest.mark.parametrize("space", [LARGE_SPACE, "mobilenetv3-28px-s1"])
+@pytest.mark.parametrize("space", [LARGE_SPACE, "mobilenetv3-28px-s1", "mobilenetv3-28px-wide"])
 def test_string_and_json_round_trip_exactly_for_sampled_and_covering_archs(space):
     space = load_space(resolve_space(space))
     for arch in random_archs(space, 50, seed=3) + space.covering_archs():

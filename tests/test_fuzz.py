@@ -4,6 +4,7 @@ for a flag argparse's `ArgumentTypeError`), and the command line turns it into o
 import argparse
 import json
 import math
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from nas.latency.table import LatencyTable, TableError
 from nas.latency.target import Target
 from nas.latency.validate import Agreement
 from nas.references import MOBILENETV3_SMALL
-from nas.space import DEFAULT_SPACE, SpaceError, load_space
+from nas.space import DEFAULT_SPACE, RandomSuggester, SpaceError, load_space, resolve_space
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = settings(max_examples=400, deadline=None,
@@ -118,11 +119,14 @@ def test_arch_strings_parse_or_raise_arch_error(text):
 
 SPACE_TEXT = DEFAULT_SPACE.read_text()
 SPACE = yaml.safe_load(SPACE_TEXT)
+WIDE_TEXT = resolve_space("mobilenetv3-28px-wide").read_text()  # width and stem choices
+WIDE = yaml.safe_load(WIDE_TEXT)
 
 
 @FUZZ
 @given(st.one_of(edited(SPACE_TEXT), mutated(SPACE).map(dumps),
-                 mutated(SPACE).map(lambda d: yaml.safe_dump(d)), st.text()))
+                 mutated(SPACE).map(lambda d: yaml.safe_dump(d)), st.text(), edited(WIDE_TEXT),
+                 mutated(WIDE).map(dumps)))
 def test_space_files_load_or_raise_space_error(tmp_path, text):
     path = tmp_path / "space.yaml"
     path.write_text(text)
@@ -131,6 +135,8 @@ def test_space_files_load_or_raise_space_error(tmp_path, text):
     except SpaceError:
         return
     assert all(math.isfinite(e) and e >= 1 for e in space.expansions)
+    arch = space.sample(RandomSuggester(random.Random(0)))  # a space that loads, builds
+    assert Arch.from_string(arch.to_string()) == arch
 
 
 # --- latency tables -----------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import json
+import re
 import os
 import platform
 import subprocess
@@ -18,12 +19,12 @@ from nas.errors import UserError
 from nas.latency.measure import (Timing, build_runner, pinned, summarize, time_round_robin,
                                  torch_threads)
 from nas.latency.predict import LatencyModel
-from nas.latency.profile import poor_table_warning
+from nas.latency.profile import check_coverage, poor_table_warning, space_layers
 from nas.latency.table import SCHEMA_VERSION, LatencyTable, TableError
 from nas.latency.target import Target
 from nas.latency.validate import agreement
 from nas.model import MobileNet, ModelConfig
-from nas.space import load_space, resolve_space
+from nas.space import load_space, random_archs, resolve_space
 
 SMALL = Arch.from_string("stem_c8_hs-ir_k3_e3_c16_s2_re-ir_k5_e4_c16_s1_hs_se-head_c32_f32_hs")
 
@@ -109,6 +110,31 @@ def test_every_space_layer_is_enumerated_once():
     assert len(keys) == 5 * 2 * 36 + 3
 
 
+def test_a_widened_space_s_table_covers_every_layer_its_networks_have(tmp_path):
+    """Widths and stem strides multiply the layers: every pair of neighbouring widths under
+    every stem. A table of the enumerated layers predicts every sampled network, and a layer
+    it lacks is named."""
+    wide = load_space(resolve_space("mobilenetv3-28px-wide"))
+    model = LatencyModel(LatencyTable(Target.here(input_size=28), wide.name), 1, 10)
+    keys = {l.key for l in space_layers(wide, model)}
+    # today's two 28 px spaces each have 291 layers, 473 together
+    assert len(keys) == 2924
+    for name in ("mobilenetv3-28px", "mobilenetv3-28px-s1"):
+        old = load_space(resolve_space(name))
+        assert {l.key for l in space_layers(old, model)} <= keys
+    model.table.entries = {k: Timing(0.01, 0.0, 1) for k in keys}
+    sampled = random_archs(wide, 200, seed=5)
+    assert all(model.predict(a).latency_ms > 0 for a in sampled)
+    assert {l.key for a in sampled for l in model.layers(a)} <= keys
+    lacking = model.layers(sampled[0])[3].key
+    del model.table.entries[lacking]
+    with pytest.raises(TableError, match=f"layer {re.escape(lacking)} is not in the latency"):
+        model.predict(sampled[0])
+    with pytest.raises(TableError, match=rf"lacks 1 layer configuration\(s\) of space "
+                                         f"'{wide.name}', the first {re.escape(lacking)};"):
+        check_coverage(tmp_path / "t.json", model.table, wide, ModelConfig())
+
+
 def test_layer_modules_are_the_networks_modules():
     layer = arch_layers(SMALL, 32, 1, 10)[2]
     module = layer.build()
@@ -139,7 +165,7 @@ import resource, sys, torch
 from nas.latency.measure import build_runner, time_round_robin
 from nas.latency.target import Target
 from nas.model import MobileNet, ModelConfig
-from nas.space import load_space, resolve_space
+from nas.space import load_space, random_archs, resolve_space
 target = Target.here(allocator=sys.argv[1])
 arch = load_space(resolve_space("mobilenetv3")).covering_archs()[0]
 run = build_runner(target, MobileNet(arch, ModelConfig()), 1, 224)

@@ -7,7 +7,7 @@ from conftest import LARGE_SPACE
 from nas.arch import Arch, BlockSpec
 from nas.model import InvertedResidual, MobileNet, ModelConfig, complexity
 from nas.space import load_space
-from nas.references import MOBILENETV3_LARGE, MOBILENETV3_SMALL
+from nas.references import MOBILENETV3_LARGE, MOBILENETV3_SMALL, REFERENCES
 
 
 @pytest.mark.parametrize("choice", load_space(LARGE_SPACE).choices(), ids=str)
@@ -22,7 +22,9 @@ def test_every_block_choice_builds_and_runs_forward_and_backward(choice):
         assert block.residual == (stride == 1 and cin == cout)
 
 
-@pytest.mark.parametrize("arch", [MOBILENETV3_SMALL, load_space(LARGE_SPACE).covering_archs()[-1]])
+@pytest.mark.parametrize("arch", [*REFERENCES.values(),
+                                  load_space(LARGE_SPACE).covering_archs()[-1]],
+                         ids=[*REFERENCES, "largest"])
 def test_reference_and_largest_networks_run_without_nan(arch):
     model = MobileNet(arch, ModelConfig(in_channels=3, num_classes=7)).eval()
     out = model(torch.randn(2, 3, 64, 64))

@@ -7,8 +7,8 @@ from conftest import LARGE_SPACE
 from nas.budget import BudgetRule
 from nas.config import SearchConfig
 from nas.references import ReferenceResult
-from nas.report import (budget_figure, front_info, pareto_figure, plot_frame, summary_markdown,
-                        trials_frame, write_report)
+from nas.report import (budget_figure, family_curves, front_info, pareto_figure, plot_frame,
+                        summary_markdown, trials_frame, verdict, write_report)
 from nas.run import RunDir
 from nas.search import Status, make_sampler, open_study, search
 from nas.space import load_space
@@ -117,10 +117,11 @@ def test_references_are_drawn_and_compared_with_the_best_candidate_at_no_more_la
     assert pd.isna(info.references.set_index("name").loc["fast-ref", "rival_number"])
     text = summary_markdown(info, make_record(tmp_path))
     gap = 100 * (best["accuracy"] - slow.accuracy)
-    assert (f"- slow-ref: the front dominates it: trial {int(best['number'])} is {gap:+.2f} "
+    beaten = "beaten" if gap > 2 * 2 ** 0.5 * 0.4 else "not beaten"
+    assert (f"- slow-ref: {beaten} beyond seed noise: trial {int(best['number'])} is {gap:+.2f} "
             "points at no more latency") in text
-    assert (f"- fast-ref: the front does not dominate it: no candidate was trained at "
-            f"{fast.latency_ms:.2f} ms or less") in text
+    assert (f"- fast-ref: not beaten: no candidate was trained at {fast.latency_ms:.2f} ms or "
+            "less") in text
     stars = {t.name: t for t in pareto_figure(frame, info, "t").data}[
         "reference networks (same proxy, same table)"]
     assert list(stars.text) == ["slow-ref", "fast-ref"]
@@ -180,3 +181,51 @@ def test_a_budget_that_binds_nothing_says_which_budgets_would(tmp_path):
     over = _frame([*rows, (11, Status.OVER_BUDGET, 0, None, 30.0)])
     text = summary_markdown(front_info(over, BudgetRule(20.0), 0.5), make_record(tmp_path))
     assert "binds nothing" not in text
+
+
+def test_a_verdict_says_beaten_only_beyond_seed_noise():
+    # seed std 0.5: two accuracies differ beyond noise when more than 2 x sqrt(2) x 0.5 apart
+    assert [verdict(gap, 0.5) for gap in (1.5, 1.4, 0.0, -1.4, -1.5, None)] == [
+        "beaten", "within noise", "within noise", "within noise", "ahead", "unmatched"]
+
+
+def test_each_family_member_gets_its_verdict_a_row_and_a_place_on_its_curve(tmp_path):
+    """Fake accuracies: candidates at 2, 3 and 4 ms; the MobileNetV3 family around them."""
+    frame = _frame([(0, Status.TRAINED, 0, 0.80, 2.0), (1, Status.TRAINED, 0, 0.85, 3.0),
+                    (2, Status.TRAINED, 0, 0.90, 4.0)])
+    refs = [ReferenceResult(name, "x", accuracy, ms, 0.1, 2.0, 1.0) for name, accuracy, ms in (
+        ("mobilenetv3-small-0.5", 0.75, 1.5),   # faster than every candidate
+        ("mobilenetv3-small-0.75", 0.78, 2.5),  # trial 0: +2 points, beyond noise (1.41)
+        ("mobilenetv3-small", 0.84, 3.2),       # trial 1: +1 point, within noise
+        ("mobilenetv3-small-1.25", 0.95, 4.5),  # trial 2: -5 points: the reference is ahead
+        ("mobilenetv3-large", 0.89, 5.0))]      # alone in its family: no curve
+    info = front_info(frame, BudgetRule(20.0), 0.5, (2.0,), refs)
+    table = info.references.set_index("name")
+    assert dict(table["verdict"]) == {
+        "mobilenetv3-small-0.5": "unmatched", "mobilenetv3-small-0.75": "beaten",
+        "mobilenetv3-small": "within noise", "mobilenetv3-small-1.25": "ahead",
+        "mobilenetv3-large": "within noise"}
+    assert list(table["rival_number"].fillna(-1)) == [-1, 0, 1, 2, 2]
+    assert list(table["width"]) == [0.5, 0.75, 1.0, 1.25, 1.0]
+    text = summary_markdown(info, make_record(tmp_path))
+    for line in (
+            "1 of 5 beaten beyond seed noise by a candidate at no more latency:",
+            "- mobilenetv3-small-0.5: not beaten: no candidate was trained at 1.50 ms or less",
+            "- mobilenetv3-small-0.75: beaten beyond seed noise: trial 0 is +2.00 points at no "
+            "more latency (beyond seed noise, 1.41 points)",
+            "- mobilenetv3-small: not beaten beyond seed noise: trial 1 is +1.00 points at no "
+            "more latency (within seed noise, 1.41 points)",
+            "- mobilenetv3-small-1.25: not beaten, more accurate beyond seed noise: trial 2 is "
+            "-5.00 points at no more latency (beyond seed noise, 1.41 points)",
+            "| mobilenetv3-small-0.75 | 78.00% | 2.50 | trial 0: 80.00% at 2.00 ms |"):
+        assert line in text.splitlines()
+    curves = family_curves(info.references)
+    assert list(curves) == ["mobilenetv3-small"]
+    assert list(curves["mobilenetv3-small"]["name"]) == [
+        "mobilenetv3-small-0.5", "mobilenetv3-small-0.75", "mobilenetv3-small",
+        "mobilenetv3-small-1.25"]
+    lines = {t.name: t for t in pareto_figure(frame, info, "t").data}
+    curve = lines["mobilenetv3-small family (width 0.5, 0.75, 1, 1.25)"]
+    assert list(curve.x) == [1.5, 2.5, 3.2, 4.5]
+    assert list(curve.y) == pytest.approx([75, 78, 84, 95])
+    assert not [name for name in lines if name.startswith("mobilenetv3-large family")]
