@@ -4,6 +4,7 @@ import ast
 import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -19,6 +20,7 @@ def _load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -91,3 +93,67 @@ def test_the_rank_tests_left_the_package():
     import nas.stats
 
     assert not hasattr(nas.stats, "kendall_tau") and not hasattr(nas.stats, "mann_whitney_u")
+
+
+@pytest.fixture(scope="module")
+def front_vs_family() -> ModuleType:
+    """benchmarks/front_vs_family.py, its ``from record import ...`` given record.py."""
+    saved = sys.modules.get("record")
+    sys.modules["record"] = record
+    try:
+        return _load("front_vs_family")
+    finally:
+        if saved is None:
+            del sys.modules["record"]
+        else:
+            sys.modules["record"] = saved
+
+
+def test_front_vs_family_spreads_three_members_over_the_latency_range(front_vs_family):
+    spread = front_vs_family.spread_members
+    # fastest 1.0, slowest 4.0, nearest the middle (2.5): 2.2; by increasing latency
+    assert spread([3.0, 1.0, 2.2, 1.9, 4.0]) == [1, 2, 4]
+    # 2.0 and 4.0 are as near the middle (3.0): the faster
+    assert spread([1.0, 2.0, 4.0, 5.0]) == [0, 1, 3]
+    assert spread([1.0, 1.0, 1.0]) == [0, 1, 2]  # distinct members, even at one latency
+    assert spread([2.0, 1.0, 3.0]) == [1, 0, 2]
+    assert spread([1.0, 2.0, 3.0, 4.0, 5.0], count=5) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="2 member"):
+        spread([1.0, 2.0])
+
+
+def test_front_vs_family_takes_the_family_member_nearest_in_latency(front_vs_family):
+    nearest = front_vs_family.nearest_by_latency
+    family = {"mobilenetv3-small-0.5": 1.0, "mobilenetv3-small": 2.0, "mobilenetv3-large": 3.5}
+    assert nearest(2.9, family) == "mobilenetv3-large"
+    assert nearest(0.2, family) == "mobilenetv3-small-0.5"
+    assert nearest(9.0, family) == "mobilenetv3-large"
+    assert nearest(2.75, family) == "mobilenetv3-small"  # a tie (0.75 ms each way): the faster
+    with pytest.raises(ValueError):
+        nearest(1.0, {})
+
+
+def test_front_vs_family_pools_the_seed_noise_of_all_networks(front_vs_family):
+    # variances 2 and 0 with one degree of freedom each; one seed adds nothing
+    assert front_vs_family.pooled_seed_std({"a": [1.0, 3.0], "b": [2.0, 2.0], "c": [5.0]}) \
+        == (pytest.approx(1.0), 2)
+    with pytest.raises(ValueError, match="two seeds"):
+        front_vs_family.pooled_seed_std({"a": [1.0], "b": [2.0]})
+
+
+def test_front_vs_family_verdict_at_a_latency_point(front_vs_family):
+    from nas.pareto import noise_margin
+
+    verdict = front_vs_family.point_verdict
+    # 2 seeds each at seed std 0.5: a difference of means has std 0.5, beyond noise past 1.0
+    ahead = verdict([91.0, 91.4], [90.0, 90.0], 11.0, 10.0, seed_std=0.5)
+    assert ahead.verdict == "more accurate" and ahead.difference == pytest.approx(1.2)
+    assert ahead.margin == pytest.approx(1.0) and ahead.latency_ratio == pytest.approx(1.1)
+    # within noise: a win only at no more than 0.7x the latency, ahead or a little behind
+    assert verdict([90.6, 90.6], [90.0, 90.0], 7.0, 10.0, 0.5).verdict == "as accurate, faster"
+    assert verdict([89.5, 89.5], [90.0, 90.0], 5.0, 10.0, 0.5).verdict == "as accurate, faster"
+    assert verdict([90.6, 90.6], [90.0, 90.0], 8.0, 10.0, 0.5).verdict == "neither"
+    # behind beyond noise: no win however fast
+    assert verdict([88.5, 88.5], [90.0, 90.0], 5.0, 10.0, 0.5).verdict == "neither"
+    # one seed each: the search's own rule for two accuracies
+    assert verdict([91.0], [90.0], 10.0, 10.0, 0.4).margin == pytest.approx(noise_margin(0.4))
