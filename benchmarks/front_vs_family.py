@@ -24,7 +24,7 @@ the seeds themselves: the std over seeds, pooled across the networks (`pooled_se
 plot goes beside the trainings, ``RUN/front-vs-family/<start>/front_vs_family.html``.
 
 Run: ``.venv/bin/python benchmarks/front_vs_family.py results/<run> [--plan] [--seeds 0,1]
-[--epochs 30] [--jobs 2] [--threads 1]``; ``--plan`` lists the networks and trains nothing.
+[--epochs N] [--jobs 2] [--threads 1]``; ``--plan`` lists the networks and trains nothing.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from nas.final import Training, all_training_images, train_final
 from nas.latency.predict import LatencyModel
 from nas.latency.profile import time_networks
 from nas.latency.table import LatencyTable
-from nas.pareto import noise_margin
+from nas.pareto import means_margin
 from nas.references import REFERENCES, adapt, load_references
 from nas.report import front_info, trials_frame
 from nas.run import BestNetwork, RunDir, RunRecord
@@ -129,14 +129,13 @@ def point_verdict(searched: Sequence[float], family: Sequence[float], searched_m
     """The verdict at one point from the accuracies over seeds (in points) and latencies.
 
     The difference of two means of n1 and n2 seeds has std seed_std * sqrt(1/n1 + 1/n2);
-    beyond noise is more than 2 of those (`nas.pareto.noise_margin`'s rule, which is this for
-    one seed each). "more accurate": the searched network's mean is ahead beyond noise; "as
-    accurate, faster": within noise (not behind beyond it) at no more than `LATENCY_RATIO` of
+    beyond noise is more than 2 of those (`nas.pareto.means_margin`). "more accurate": the
+    searched network's mean is ahead beyond noise; "as accurate, faster": within noise (not behind beyond it) at no more than `LATENCY_RATIO` of
     the family member's latency; else "neither"."""
     if not searched or not family:
         raise ValueError("each network needs at least one accuracy")
     difference = statistics.mean(searched) - statistics.mean(family)
-    margin = noise_margin(seed_std * math.sqrt((1 / len(searched) + 1 / len(family)) / 2))
+    margin = means_margin(seed_std, len(searched), len(family))
     ratio = searched_ms / family_ms
     verdict = ("more accurate" if difference > margin else
                "as accurate, faster" if difference >= -margin and ratio <= LATENCY_RATIO else

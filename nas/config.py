@@ -112,12 +112,14 @@ class TrainConfig:
     precision: str = field(default="fp32", metadata=flag(PRECISION_HELP, choices=PRECISIONS))
 
 
-# The final training's recipe: the proxy's, made for long training. Random crops (padding 2 px)
-# cost 5 points in a 2-epoch run, too short to learn through them, but are the usual regulariser
-# of long training (their gain here is not measured yet); the rest (SGD with Nesterov momentum,
-# lr 0.1 at batch 128, cosine with warm-up, label smoothing 0.1, weight decay 4e-5, batch-norm
-# re-estimation) is shared.
-# Its epochs are `FinalConfig.epochs`.
+# The final training's recipe: the proxy's (SGD with Nesterov momentum, lr 0.1 at batch 128,
+# cosine with warm-up, label smoothing 0.1, weight decay 4e-5, flips, batch-norm re-estimation)
+# with random crops (padding 2 px). Crops cost 5 points in a 2-epoch run, too short to learn
+# through them; at 12 epochs they gave 93.86% against 93.64% without (one seed each, the no-crop
+# training ahead until epoch 9 and then overfitting; benchmarks/results/final_recipe.jsonl).
+# The speed runs' changes measured no better here at 8 epochs: a triangular schedule with peak
+# lr 0.2, weight decay 5e-4 and a weight average (`ema` 0.999) gave 92.86% against 93.31%.
+# Its epochs are `FinalConfig.epochs`; its seed noise is `FINAL_SEED_STD`.
 FINAL_RECIPE = TrainConfig(crop_padding=2)
 
 
@@ -125,7 +127,9 @@ FINAL_RECIPE = TrainConfig(crop_padding=2)
 class FinalConfig:
     """Final training (``nas train``): which network, how long, from which seed."""
 
-    epochs: int = field(default=30, metadata=flag("epochs of the final training",
+    # 12: about 28 minutes for the default run's best network on 2 cores, within 0.3-0.5
+    # points of 30 epochs' accuracy at 40% of the time (docs/measurements.md, "Final training")
+    epochs: int = field(default=12, metadata=flag("epochs of the final training",
                                                   type=positive_int))
     trial: int | None = field(default=None, metadata=flag(
         "train this trial of the study (default: the best under the budget, best/)", type=int))

@@ -42,6 +42,12 @@ def noise_margin(seed_std: float, z: float = 2.0) -> float:
     return z * math.sqrt(2.0) * seed_std
 
 
+def means_margin(seed_std: float, n1: int, n2: int, z: float = 2.0) -> float:
+    """`noise_margin` for two means over ``n1`` and ``n2`` seeds: their difference has std
+    seed_std * sqrt(1/n1 + 1/n2); ``z`` of those (one seed each: `noise_margin`)."""
+    return noise_margin(seed_std * math.sqrt((1 / n1 + 1 / n2) / 2), z)
+
+
 def within_noise(accuracies: Sequence[float], reference: float, seed_std: float) -> list[bool]:
     """Which accuracies cannot be told apart from ``reference`` (see `noise_margin`)."""
     margin = noise_margin(seed_std)

@@ -59,9 +59,9 @@ def _stop_after_first_checkpoint(monkeypatch):
 
 
 def test_recipe_is_the_proxy_s_with_crops_for_long_training():
-    assert FinalConfig().recipe() == replace(TrainConfig(), epochs=30.0, crop_padding=2)
+    assert FinalConfig().recipe() == replace(TrainConfig(), epochs=12.0, crop_padding=2)
     assert FinalConfig(train_device="cpu", precision="bf16").recipe() == replace(
-        TrainConfig(), epochs=30.0, crop_padding=2, train_device="cpu", precision="bf16")
+        TrainConfig(), epochs=12.0, crop_padding=2, train_device="cpu", precision="bf16")
 
 
 # The shipped recipe, and one with the recipe changes of issue 27 switched on (a triangular
