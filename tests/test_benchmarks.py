@@ -3,7 +3,9 @@
 import ast
 import importlib.util
 import json
+import math
 import re
+import statistics
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -157,3 +159,127 @@ def test_front_vs_family_verdict_at_a_latency_point(front_vs_family):
     assert verdict([88.5, 88.5], [90.0, 90.0], 5.0, 10.0, 0.5).verdict == "neither"
     # one seed each: the search's own rule for two accuracies
     assert verdict([91.0], [90.0], 10.0, 10.0, 0.4).margin == pytest.approx(noise_margin(0.4))
+
+
+@pytest.fixture(scope="module")
+def proxy_fidelity(front_vs_family) -> ModuleType:
+    """benchmarks/proxy_fidelity.py, its imports of the helper modules and of
+    front_vs_family.py given their loaded files."""
+    given = {"record": record, "rank_stats": rank_stats, "front_vs_family": front_vs_family}
+    saved = {name: sys.modules.get(name) for name in given}
+    sys.modules.update(given)
+    try:
+        return _load("proxy_fidelity")
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = module
+
+
+def test_proxy_fidelity_reads_a_proxy_from_the_command_line(proxy_fidelity):
+    parse = proxy_fidelity.parse_proxy
+    assert parse("default=").changes == {} and parse("default=").train_samples == 10_000
+    more = parse("more=epochs:1,train_samples:40000,flip:false,crop_padding:2")
+    assert more.changes == {"epochs": 1.0, "flip": False, "crop_padding": 2}
+    assert more.train_samples == 40_000 and more.config("cpu").epochs == 1.0
+    assert more.config("cpu").lr == proxy_fidelity.TrainConfig().lr  # the rest: the search's
+    assert parse("all=train_samples:all").train_samples is None
+    for bad, named in (("x=colour:red", "colour"), ("x=flip:yes", "flip"), ("epochs:1", "NAME"),
+                       ("x=train_samples:0", "train_samples"), ("x=epochs:two", "epochs")):
+        with pytest.raises(ValueError, match=named):
+            parse(bad)
+
+
+def test_proxy_fidelity_spreads_networks_and_bands_them_as_promotion_does(proxy_fidelity):
+    spread = proxy_fidelity.spread_indices
+    # by value: 1 (i1), 2 (i3), 3 (i4), 4 (i2), 5 (i0); every other one
+    assert spread([5.0, 1.0, 4.0, 2.0, 3.0], 3) == [1, 4, 0]
+    assert spread([5.0, 1.0, 4.0], 1) == [1] and spread([2.0, 2.0], 2) == [0, 1]
+    with pytest.raises(ValueError):
+        spread([1.0, 2.0], 3)
+    bands = proxy_fidelity.latency_bands
+    assert bands([3.0, 1.0, 2.0, 6.0, 5.0, 4.0], 3) == [[1, 2], [0, 5], [4, 3]]
+    assert [len(b) for b in bands([float(x) for x in range(7)], 3)] == [2, 2, 3]  # halving's
+    with pytest.raises(ValueError):
+        bands([1.0, 2.0], 3)
+
+
+def test_proxy_fidelity_ranks_within_latency_bands(proxy_fidelity):
+    band_spearman = proxy_fidelity.band_spearman
+    latency = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    final = [90.0, 91.0, 92.0, 80.0, 81.0, 82.0]
+    proxy = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # right within each band, wrong across them
+    assert band_spearman(proxy, final, latency, 2) == pytest.approx(1.0)
+    assert proxy_fidelity.spearman(proxy, final) < 0.2
+    reversed_in_one = [3.0, 2.0, 1.0, 4.0, 5.0, 6.0]
+    assert band_spearman(reversed_in_one, final, latency, 2) == pytest.approx(0.0)
+    assert math.isnan(band_spearman([1.0] * 6, final, latency, 2))  # a band ranks nothing
+    with pytest.raises(ValueError, match="fewer than 3"):
+        band_spearman(proxy, final, latency, 3)
+
+
+def test_proxy_fidelity_measures_a_proxy_against_the_final_recipe(proxy_fidelity):
+    accuracies = {"a": [84.0, 85.0], "b": [86.0, 87.0], "c": [88.0, 88.0], "d": [90.0],
+                  "lost": [80.0, 80.0]}  # "lost" has no final training yet: left out
+    final = {"a": 90.0, "b": 91.0, "c": 93.0, "d": 92.0}
+    latency = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "lost": 5.0}
+    f = proxy_fidelity.fidelity("p", accuracies, final, latency, [30.0, 10.0, 20.0], bands=1)
+    # variances 0.5, 0.5, 0 over one degree of freedom each: pooled sqrt(1 / 3)
+    assert f.networks == 4 and f.seed_dof == 3
+    assert f.seed_std == pytest.approx(math.sqrt(1 / 3))
+    means = [84.5, 86.5, 88.0, 90.0]
+    assert f.between_std == pytest.approx(statistics.stdev(means))
+    assert f.ratio == pytest.approx(f.between_std / f.seed_std)
+    assert f.spearman == pytest.approx(0.8)  # ranks 1 2 3 4 against 1 2 4 3
+    assert f.kendall_tau == pytest.approx(4 / 6) and f.band_spearman == pytest.approx(0.8)
+    assert f.median_seconds == 20.0
+    two_bands = proxy_fidelity.fidelity("p", accuracies, final, latency, [1.0], bands=2)
+    assert math.isnan(two_bands.band_spearman)  # 2 networks a band: too few to rank
+    one_seed = proxy_fidelity.fidelity("p", {k: v[:1] for k, v in accuracies.items()}, final,
+                                       latency, [1.0], bands=1)
+    assert math.isnan(one_seed.seed_std) and math.isnan(one_seed.ratio)
+    with pytest.raises(ValueError, match="at least 3"):
+        proxy_fidelity.fidelity("p", {"a": [1.0]}, final, latency, [1.0], bands=1)
+
+
+def _fidelity(module: ModuleType, name: str, rho: float, seconds: float,
+              band: float = math.nan):
+    return module.Fidelity(name, 12, 0.4, 12, 1.2, 3.0, rho, rho, band, 3, seconds)
+
+
+def test_proxy_fidelity_chooses_the_best_proxy_within_a_time_budget(proxy_fidelity):
+    choose = proxy_fidelity.choose_proxy
+    fast, slow, mid = (_fidelity(proxy_fidelity, "fast", 0.5, 30.0),
+                       _fidelity(proxy_fidelity, "slow", 0.9, 200.0, band=0.2),
+                       _fidelity(proxy_fidelity, "mid", 0.7, 90.0, band=0.6))
+    both = [fast, slow, mid]
+    assert choose(both).proxy == "slow"  # no limit: the best ranking
+    assert choose(both, 100.0).proxy == "mid" and choose(both, 90.0).proxy == "mid"
+    assert choose(both, 10.0) is None
+    assert choose(both, by="band_spearman").proxy == "mid"  # NaN (fast's) is never chosen
+    same = _fidelity(proxy_fidelity, "same-but-cheaper", 0.9, 100.0)
+    assert choose([slow, same]).proxy == "same-but-cheaper"
+    with pytest.raises(ValueError, match="by="):
+        choose(both, by="accuracy")
+    frontier = proxy_fidelity.cost_frontier
+    assert [f.proxy for f in frontier([slow, fast, mid])] == ["fast", "mid", "slow"]
+    worse_and_dearer = _fidelity(proxy_fidelity, "worse", 0.6, 150.0)
+    assert [f.proxy for f in frontier([worse_and_dearer, fast, mid])] == ["fast", "mid"]
+
+
+def test_proxy_fidelity_plan_round_trips_and_trains_the_reference_first(proxy_fidelity):
+    from nas.space import load_space, random_archs, resolve_space
+
+    space = load_space(resolve_space("mobilenetv3-28px-wide"))
+    networks = tuple(proxy_fidelity.Network(a, 1_000_000 * i, None if i else 1.5)
+                     for i, a in enumerate(random_archs(space, 3, 0)))
+    proxies = tuple(proxy_fidelity.parse_proxy(t) for t in ("a=", "b=epochs:1,flip:false"))
+    plan = proxy_fidelity.Plan(space.name, networks, proxies, seeds=2, final_epochs=4,
+                               final_seeds=1, bands=1)
+    assert proxy_fidelity.Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    jobs = plan.jobs()
+    assert len(jobs) == 3 * 1 + 3 * 2 * 2
+    assert jobs[:3] == [("final", "final", i, 0) for i in range(3)]
+    assert jobs[3:6] == [("proxy", "a", i, 0) for i in range(3)]
