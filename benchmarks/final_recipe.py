@@ -26,8 +26,9 @@ from typing import Any
 
 from nas.arch import Arch
 from nas.commands.common import run_data
-from nas.config import FINAL_RECIPE, FinalConfig, TrainConfig
+from nas.config import FINAL_RECIPE, FINAL_SEED_STD, FinalConfig, TrainConfig
 from nas.final import Training, all_training_images, train_final
+from nas.pareto import means_margin
 from nas.run import RunDir, RunRecord, load_best
 from nas.train import use_threads
 from record import append, now, read
@@ -130,11 +131,13 @@ def main() -> None:
 
 
 def _report(bench_run: str, target: float) -> None:
-    """Per recipe: test accuracy (single view; with the mirror image apart), its spread and
-    the seconds to ``target``."""
+    """Per recipe: test accuracy (single view; with the mirror image apart), its spread, the
+    seconds to ``target``, and the difference to the shipped recipe against the seed noise of
+    a final training (`nas.config.FINAL_SEED_STD`, `nas.pareto.means_margin`)."""
     done = [r for r in read("final_recipe", run=bench_run) if r["record"] == "training"]
     by_recipe = {name: [r for r in done if r["recipe"] == name]
                  for name in dict.fromkeys(r["recipe"] for r in done)}
+    shipped = [100 * r["test_accuracy"] for r in by_recipe.get("shipped", [])]
     for name, rows in by_recipe.items():
         accuracy = [100 * r["test_accuracy"] for r in rows]
         mirror = [100 * r["test_accuracy_mirror"] for r in rows
@@ -147,6 +150,12 @@ def _report(bench_run: str, target: float) -> None:
                 + f", {statistics.mean(r['train_seconds'] for r in rows):.0f} s; "
                 f"{100 * target:.1f}% reached by {len(reached)} of {len(rows)}"
                 + (f", after {statistics.mean(reached):.0f} s on average" if reached else ""))
+        if shipped and name != "shipped":
+            gap = statistics.mean(accuracy) - statistics.mean(shipped)
+            margin = means_margin(FINAL_SEED_STD, len(accuracy), len(shipped))
+            line += (f"; {gap:+.2f} points against the shipped recipe, "
+                     f"{'beyond' if abs(gap) > margin else 'within'} seed noise "
+                     f"({margin:.2f} points)")
         print(line)
 
 
