@@ -20,7 +20,7 @@ is the run's target, all of them are timed end to end side by side in one proces
 Appends to ``benchmarks/results/front_vs_family.jsonl`` one line per training and one per
 latency point, and prints per point the accuracy difference (mean over seeds, searched minus
 family) with its seed noise and the verdict (`point_verdict`). The seed noise is measured from
-the seeds themselves: the std over seeds, pooled across the networks (`pooled_seed_std`). The
+the seeds themselves: the std over seeds, pooled across the networks (`nas.stats.pooled_seed_std`). The
 plot goes beside the trainings, ``RUN/front-vs-family/<start>/front_vs_family.html``.
 
 Run: ``.venv/bin/python benchmarks/front_vs_family.py results/<run> [--plan] [--seeds 0,1]
@@ -30,7 +30,6 @@ Run: ``.venv/bin/python benchmarks/front_vs_family.py results/<run> [--plan] [--
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,7 @@ from nas.report import front_info, trials_frame
 from nas.run import BestNetwork, RunDir, RunRecord
 from nas.search import open_study
 from nas.space import load_space
+from nas.stats import pooled_seed_std
 from nas.storage import open_storage
 from nas.train import resolve_device, use_threads
 from nas.verify import run_choice
@@ -93,18 +93,6 @@ def nearest_by_latency(latency_ms: float, candidates_ms: Mapping[str, float]) ->
     order = {name: i for i, name in enumerate(candidates_ms)}
     return min(candidates_ms, key=lambda n: (abs(candidates_ms[n] - latency_ms),
                                              candidates_ms[n], order[n]))
-
-
-def pooled_seed_std(accuracies: Mapping[str, Sequence[float]]) -> tuple[float, int]:
-    """The std over seeds, pooled across networks (name -> accuracies over seeds, in points):
-    sqrt(sum of (n_i - 1) * s_i^2 over sum of (n_i - 1)), with its degrees of freedom, the
-    sum of (n_i - 1). Networks with one seed add nothing; none with two is a ValueError."""
-    dof = sum(len(a) - 1 for a in accuracies.values() if len(a) > 1)
-    if not dof:
-        raise ValueError("no network has two seeds: the seed noise cannot be measured")
-    squares = sum((len(a) - 1) * statistics.variance(a) for a in accuracies.values()
-                  if len(a) > 1)
-    return math.sqrt(squares / dof), dof
 
 
 VERDICTS = {

@@ -12,7 +12,7 @@ so the proxy measured is the one a search would run. All trainings run in this p
 a time: the final ones first (every proxy is scored against them), then the proxies, seed by
 seed; a final training's folder (weights, checkpoint, curve) stays under ``--work``.
 
-Per proxy (`fidelity`): the seed std pooled over the networks (`pooled_seed_std`), the std
+Per proxy (`fidelity`): the seed std pooled over the networks (`nas.stats.pooled_seed_std`), the std
 between the networks' mean accuracies, their ratio (goal: at least 3), Spearman and Kendall tau
 of the mean proxy accuracy against the final accuracy over all networks (goal: Spearman at least
 0.8) and the mean Spearman within ``--bands`` latency bands (equal-count groups by predicted
@@ -51,7 +51,6 @@ from typing import Any
 
 import torch
 
-from front_vs_family import pooled_seed_std
 from nas.arch import Arch
 from nas.config import DataConfig, FinalConfig, TrainConfig
 from nas.data import Dataset, load_dataset
@@ -65,7 +64,7 @@ from nas.latency.target import cpu_model
 from nas.model import MobileNet, ModelConfig, complexity
 from nas.run import BestNetwork, RunDir
 from nas.space import load_space, random_archs, resolve_space
-from nas.stats import spearman
+from nas.stats import pooled_seed_std, spearman
 from nas.train import resolve_device, use_threads
 from rank_stats import kendall_tau
 from record import ROOT, append, read, run_id

@@ -1,11 +1,13 @@
-"""Rank statistics (pure functions): how well one ordering of things agrees with another.
+"""Rank statistics (pure functions): how well one ordering of things agrees with another; and
+the seed noise pooled over several networks' repeated trainings.
 
 The benchmarks' own tests (Kendall's tau, Mann-Whitney U) live in ``benchmarks/rank_stats.py``."""
 
 from __future__ import annotations
 
+import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def ranks(values: Sequence[float]) -> list[float]:
@@ -26,3 +28,15 @@ def ranks(values: Sequence[float]) -> list[float]:
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman's rank correlation: Pearson's correlation of the ranks."""
     return statistics.correlation(ranks(a), ranks(b))
+
+
+def pooled_seed_std(accuracies: Mapping[str, Sequence[float]]) -> tuple[float, int]:
+    """The std over seeds, pooled across networks (name -> accuracies over seeds, in points):
+    sqrt(sum of (n_i - 1) * s_i^2 over sum of (n_i - 1)), with its degrees of freedom, the
+    sum of (n_i - 1). Networks with one seed add nothing; none with two is a ValueError."""
+    dof = sum(len(a) - 1 for a in accuracies.values() if len(a) > 1)
+    if not dof:
+        raise ValueError("no network has two seeds: the seed noise cannot be measured")
+    squares = sum((len(a) - 1) * statistics.variance(a) for a in accuracies.values()
+                  if len(a) > 1)
+    return math.sqrt(squares / dof), dof

@@ -12,6 +12,8 @@ from types import ModuleType
 
 import pytest
 
+from nas.stats import pooled_seed_std
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -135,12 +137,12 @@ def test_front_vs_family_takes_the_family_member_nearest_in_latency(front_vs_fam
         nearest(1.0, {})
 
 
-def test_front_vs_family_pools_the_seed_noise_of_all_networks(front_vs_family):
+def test_the_seed_noise_is_pooled_over_all_networks():
     # variances 2 and 0 with one degree of freedom each; one seed adds nothing
-    assert front_vs_family.pooled_seed_std({"a": [1.0, 3.0], "b": [2.0, 2.0], "c": [5.0]}) \
+    assert pooled_seed_std({"a": [1.0, 3.0], "b": [2.0, 2.0], "c": [5.0]}) \
         == (pytest.approx(1.0), 2)
     with pytest.raises(ValueError, match="two seeds"):
-        front_vs_family.pooled_seed_std({"a": [1.0], "b": [2.0]})
+        pooled_seed_std({"a": [1.0], "b": [2.0]})
 
 
 def test_front_vs_family_verdict_at_a_latency_point(front_vs_family):
