@@ -20,13 +20,14 @@ import csv
 import statistics
 import subprocess
 import sys
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from changes import parse_changes
 from nas.arch import Arch
 from nas.commands.common import run_data
-from nas.config import FINAL_RECIPE, FINAL_SEED_STD, FinalConfig, TrainConfig
+from nas.config import FINAL_RECIPE, FINAL_SEED_STD, FinalConfig
 from nas.final import Training, all_training_images, train_final
 from nas.pareto import means_margin
 from nas.run import RunDir, RunRecord, load_best
@@ -43,15 +44,12 @@ DEFAULT_RECIPES = ["old=epochs:30", f"shipped=epochs:{FinalConfig().epochs}",
 
 
 def parse_recipe(text: str) -> tuple[str, dict[str, Any]]:
-    """``NAME=FIELD:VALUE,...`` as a name and `TrainConfig` changes, typed as the fields are."""
-    name, _, changes = text.partition("=")
-    kinds = {f.name: type(getattr(FINAL_RECIPE, f.name)) for f in fields(TrainConfig)}
-    parsed = {}
-    for item in filter(None, changes.split(",")):
-        key, _, value = item.partition(":")
-        if key not in kinds:
-            raise SystemExit(f"--recipe {text}: {key!r} is not a TrainConfig field")
-        parsed[key] = kinds[key](value) if kinds[key] is not bool else value == "true"
+    """``NAME=FIELD:VALUE,...`` as a name and `TrainConfig` changes (`changes.parse_changes`);
+    a bad one exits with its one-line error."""
+    try:
+        name, parsed, _ = parse_changes(text, "--recipe")
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     return name, parsed
 
 

@@ -45,12 +45,13 @@ import platform
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from changes import parse_changes
 from nas.arch import Arch
 from nas.config import DataConfig, FinalConfig, TrainConfig
 from nas.data import Dataset, load_dataset
@@ -100,35 +101,19 @@ class Proxy:
 
 
 def parse_proxy(text: str) -> Proxy:
-    """``NAME=FIELD:VALUE,...`` as a `Proxy`: fields of `TrainConfig` typed as their defaults
-    (booleans ``true``/``false``), and ``train_samples``, a count or ``all``. A missing name, an
-    unknown field or a bad value is a ValueError that names it."""
-    name, sep, changes = text.partition("=")
-    if not sep or not name:
-        raise ValueError(f"--proxy {text!r}: expected NAME=FIELD:VALUE,... (NAME= for the "
-                         "search's proxy as it is)")
-    defaults = TrainConfig()
-    kinds = {f.name: type(getattr(defaults, f.name)) for f in fields(TrainConfig)}
-    kinds["train_threads"] = int  # its default, None, says nothing of its type
-    parsed: dict[str, Any] = {}
+    """``NAME=FIELD:VALUE,...`` as a `Proxy`: fields of `TrainConfig` (`changes.parse_changes`),
+    and ``train_samples``, a count or ``all``. A missing name, an unknown field or a bad value
+    is a ValueError that names it."""
+    name, parsed, extras = parse_changes(text, "--proxy", extra=("train_samples",))
     train_samples: int | None = DataConfig().train_samples
-    for item in filter(None, changes.split(",")):
-        key, _, value = item.partition(":")
+    if "train_samples" in extras:
+        value = extras["train_samples"]
         try:
-            if key == "train_samples":
-                train_samples = None if value == "all" else int(value)
-                if train_samples is not None and train_samples < 1:
-                    raise ValueError("not positive")
-            elif key not in kinds:
-                raise ValueError("not a TrainConfig field, nor train_samples")
-            elif kinds[key] is bool:
-                if value not in ("true", "false"):
-                    raise ValueError("true or false")
-                parsed[key] = value == "true"
-            else:
-                parsed[key] = kinds[key](value)
+            train_samples = None if value == "all" else int(value)
+            if train_samples is not None and train_samples < 1:
+                raise ValueError("not positive")
         except ValueError as exc:
-            raise ValueError(f"--proxy {text!r}: {key}:{value} ({exc})") from None
+            raise ValueError(f"--proxy {text!r}: train_samples:{value} ({exc})") from None
     return Proxy(name, parsed, train_samples)
 
 

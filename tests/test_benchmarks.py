@@ -29,9 +29,9 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-rank_stats, record = _load("rank_stats"), _load("record")
+rank_stats, record, changes = _load("rank_stats"), _load("record"), _load("changes")
 
-HELPERS = {"record.py", "rank_stats.py", "timed_runs.py"}  # modules, not benchmarks
+HELPERS = {"record.py", "rank_stats.py", "timed_runs.py", "changes.py"}  # modules, not benchmarks
 
 
 def test_kendall_tau_by_hand():
@@ -164,10 +164,10 @@ def test_front_vs_family_verdict_at_a_latency_point(front_vs_family):
 
 
 @pytest.fixture(scope="module")
-def proxy_fidelity(front_vs_family) -> ModuleType:
-    """benchmarks/proxy_fidelity.py, its imports of the helper modules and of
-    front_vs_family.py given their loaded files."""
-    given = {"record": record, "rank_stats": rank_stats, "front_vs_family": front_vs_family}
+def proxy_fidelity() -> ModuleType:
+    """benchmarks/proxy_fidelity.py, its imports of the helper modules given their loaded
+    files."""
+    given = {"record": record, "rank_stats": rank_stats, "changes": changes}
     saved = {name: sys.modules.get(name) for name in given}
     sys.modules.update(given)
     try:
