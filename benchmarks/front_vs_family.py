@@ -62,7 +62,8 @@ from record import append, now, read
 BENCHMARK = "front_vs_family"
 FOLDER = "front-vs-family"  # under the search run's folder
 LATENCY_RATIO = 0.7  # "as accurate at no more than 0.7x the latency" (issue 28's goal)
-GOAL_POINTS = 2  # of the three latency points, won by the searched network
+POINTS = 3  # latency points, when the front has that many members
+GOAL_POINTS = 2  # of the three latency points, won by the searched network (issue 28's goal)
 
 
 # -- pure parts -------------------------------------------------------------------------------
@@ -160,9 +161,11 @@ class Plan:
 
 # -- the run's front and the family -----------------------------------------------------------
 
-def make_plan(run: Path, *, time_missing: bool) -> tuple[RunRecord, Plan]:
+def make_plan(run: Path, *, time_missing: bool, points: int = POINTS
+               ) -> tuple[RunRecord, Plan]:
     """The run's front and family, predicted by its table; the family's missing layers are
-    timed into the table when ``time_missing`` and this machine is the target."""
+    timed into the table when ``time_missing`` and this machine is the target. A front of
+    fewer than ``points`` members (at least 2) gives one point per member, said so."""
     run_dir = RunDir(run)
     record = RunRecord.load(run_dir)
     space = load_space(record.space)
@@ -203,8 +206,12 @@ def make_plan(run: Path, *, time_missing: bool) -> tuple[RunRecord, Plan]:
         p = latency.predict(arch)
         searched.append(Network(f"trial-{int(row['number'])}", "searched", int(row["number"]),
                                 arch, p.latency_ms, p.error_ms, float(row["accuracy"])))
+    if 2 <= len(searched) < points:
+        print(f"the front has {len(searched)} members: {len(searched)} latency points, not "
+              f"{points}", file=sys.stderr)
+        points = len(searched)
     try:
-        picked = spread_members([n.predicted_ms for n in searched])
+        picked = spread_members([n.predicted_ms for n in searched], points)
     except ValueError as exc:
         front_text = ", ".join(f"{n.name} {n.predicted_ms:.2f} ms" for n in searched)
         raise SystemExit(f"{run}: {exc} ({front_text}); a longer search (--trials) gives a "
@@ -367,8 +374,9 @@ def _report(args: argparse.Namespace, record: RunRecord, plan: Plan, bench_run: 
             "epochs": args.epochs, "seeds": args.seeds, "search_run": str(args.run),
             "target": record.target.describe()}, threads=args.threads, run=bench_run)
     won = sum(p.verdict.verdict != "neither" for p in points)
-    print(f"goal ({GOAL_POINTS} of {len(plan.points)} points won by the searched network): "
-          f"{'met' if won >= GOAL_POINTS else 'missed'}, {won} won")
+    print(f"goal ({GOAL_POINTS} of {POINTS} points won by the searched network; "
+          f"{len(plan.points)} points here): {'met' if won >= GOAL_POINTS else 'missed'}, "
+          f"{won} won")
     out = args.run / FOLDER / bench_run / f"{BENCHMARK}.html"
     figure(points, seed_std, record.target.describe()).write_html(out, include_plotlyjs=True)
     print(f"plot: {out}")
@@ -407,6 +415,8 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a finished default search's folder")
     parser.add_argument("--plan", action="store_true",
                         help="print the networks and their predicted latencies; train nothing")
+    parser.add_argument("--points", type=int, default=POINTS,
+                        help="latency points (front members spread over its latency range)")
     parser.add_argument("--seeds", default="0,1", help="training seeds, at least 2")
     parser.add_argument("--epochs", type=int, default=FinalConfig().epochs,
                         help="final-training epochs of every network")
@@ -427,7 +437,7 @@ def main() -> None:
     if len(seeds) < 2 or not all(s.lstrip("-").isdigit() for s in seeds):
         raise SystemExit(f"--seeds {args.seeds}: at least 2 distinct integer seeds, to measure "
                          "the seed noise")
-    record, plan = make_plan(args.run, time_missing=not args.plan)
+    record, plan = make_plan(args.run, time_missing=not args.plan, points=args.points)
     print_plan(plan)
     if args.plan:
         print(f"--plan: nothing trained; a full run trains {len(plan.networks)} networks x "

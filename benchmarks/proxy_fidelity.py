@@ -25,7 +25,8 @@ Appends to ``benchmarks/results/proxy_fidelity.jsonl`` the plan (networks, proxi
 one line per training as it finishes, one summary line per proxy and the choice, all tagged with
 the run printed at the start; ``--resume RUN`` continues that run as planned, training only what
 it lacks (and prints the figures again when nothing is). ``--plan`` prints the networks and the
-trainings a run would make (with ``--resume``, those it still lacks) and trains nothing; without
+trainings a run would make (with ``--resume``, those it still lacks, and the figures so far,
+written nowhere) and trains nothing; without
 ``--lut`` it counts the MACs of all 200 samples (fvcore: about 4 minutes on 2 cores).
 Earlier runs of this file (its ``noise``/``long`` modes, before issue 28) are not continued:
 this version replaces them, the default proxy with seeds being the seed-noise measurement and
@@ -401,8 +402,9 @@ def _fmt(x: float, digits: int = 2) -> str:
 
 
 def report(plan: Plan, done: Mapping[str, dict[str, Any]], max_seconds: float | None, by: str,
-           run: str, threads: int) -> None:
-    """Print and append one summary line per proxy with enough networks, and the choice."""
+           run: str, threads: int, write: bool = True) -> None:
+    """Print one summary line per proxy with enough networks, and the choice; append them to
+    the results when ``write`` (a finished run), else only print (figures so far)."""
     rows = list(done.values())
     order = {n.arch.to_string(): n.order_key for n in plan.networks}
     final_by: dict[str, list[float]] = {}
@@ -436,9 +438,10 @@ def report(plan: Plan, done: Mapping[str, dict[str, Any]], max_seconds: float | 
               f"{_fmt(f.spearman, 3)}, Kendall tau {_fmt(f.kendall_tau, 3)}, in {f.bands} bands "
               f"{_fmt(f.band_spearman, 3)}; median {f.median_seconds:.0f} s a training "
               f"({goals}: >= {GOAL_RATIO:g}, >= {GOAL_SPEARMAN:g})")
-        append(BENCHMARK, {"record": "summary", "space": plan.space, **asdict(f),
-                           **p.to_dict(), "final_epochs": plan.final_epochs,
-                           "final_networks": len(final)}, threads=threads, run=run)
+        if write:
+            append(BENCHMARK, {"record": "summary", "space": plan.space, **asdict(f),
+                               **p.to_dict(), "final_epochs": plan.final_epochs,
+                               "final_networks": len(final)}, threads=threads, run=run)
     if not measured:
         return
     chosen = choose_proxy(measured, max_seconds, by=by)
@@ -449,6 +452,8 @@ def report(plan: Plan, done: Mapping[str, dict[str, Any]], max_seconds: float | 
                                           f"{chosen.median_seconds:.0f} s)"))
     print("worth their cost (none cheaper ranks as well): " + ", ".join(
         f"{f.proxy} {_fmt(getattr(f, by), 3)} at {f.median_seconds:.0f} s" for f in frontier))
+    if not write:
+        return
     append(BENCHMARK, {"record": "choice", "space": plan.space, "by": by,
                        "max_seconds": max_seconds,
                        "chosen": None if chosen is None else chosen.proxy,
@@ -542,6 +547,9 @@ def main() -> None:
     print_plan(plan, done, proxy_images, final_images)
     if args.plan:
         print("--plan: nothing trained")
+        if args.resume:
+            print("figures so far (not written to the results):")
+            report(plan, done, args.max_seconds, args.choose_by, run, threads, write=False)
         return
     if not args.resume:
         append(BENCHMARK, {"record": "plan", "plan": plan.to_dict()}, threads=threads, run=run)

@@ -285,3 +285,32 @@ def test_proxy_fidelity_plan_round_trips_and_trains_the_reference_first(proxy_fi
     assert len(jobs) == 3 * 1 + 3 * 2 * 2
     assert jobs[:3] == [("final", "final", i, 0) for i in range(3)]
     assert jobs[3:6] == [("proxy", "a", i, 0) for i in range(3)]
+
+
+def test_proxy_fidelity_figures_so_far_are_printed_not_written(proxy_fidelity, monkeypatch,
+                                                                 capsys, tmp_path):
+    from nas.space import load_space, random_archs, resolve_space
+
+    space = load_space(resolve_space("mobilenetv3-28px-wide"))
+    networks = tuple(proxy_fidelity.Network(a, 1_000_000 * (i + 1), 1.0 + i)
+                     for i, a in enumerate(random_archs(space, 3, 0)))
+    plan = proxy_fidelity.Plan(space.name, networks, (proxy_fidelity.parse_proxy("a="),),
+                               seeds=2, final_epochs=4, final_seeds=1, bands=1)
+    done = {}
+    for i, n in enumerate(networks):  # the proxy ranks the networks as the final recipe does
+        arch = n.arch.to_string()
+        done[f"final{i}"] = {"kind": "final", "proxy": "final", "arch": arch, "seed": 0,
+                             "accuracy": 0.90 + i / 100, "seconds": 100.0}
+        for seed in (0, 1):
+            done[f"a{i}{seed}"] = {"kind": "proxy", "proxy": "a", "arch": arch, "seed": seed,
+                                   "accuracy": 0.80 + i / 100 + seed / 1000, "seconds": 10.0}
+    written: list[dict] = []
+    monkeypatch.setattr(proxy_fidelity, "append",
+                        lambda benchmark, row, **kw: written.append(row) or row)
+    proxy_fidelity.report(plan, done, None, "spearman", "r", 1, write=False)
+    printed = capsys.readouterr().out
+    assert "a: 3 networks" in printed and "Spearman 1.000" in printed
+    assert "chosen by spearman" in printed and written == []
+    proxy_fidelity.report(plan, done, None, "spearman", "r", 1)
+    assert [r["record"] for r in written] == ["summary", "choice"]
+    assert written[0]["spearman"] == pytest.approx(1.0) and written[1]["chosen"] == "a"
