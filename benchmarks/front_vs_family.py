@@ -5,8 +5,9 @@ After a default search (``results/<run>``): the three members of the run's front
 top rung, within the budget) spread over its latency range (`spread_members`: the fastest, the
 slowest, the one nearest the middle) and, for each, the member of the family
 (`nas.config.REFERENCE_MEMBERS`, adapted to the run's space and resolution by
-`nas.references.adapt` as a search does) nearest in latency predicted by the run's table
-(`nearest_by_latency`). Family members whose layers the table lacks are timed into it first, by
+`nas.references.adapt` as a search does) nearest in latency predicted by the run's table among
+those no faster (`nearest_by_latency`: the baseline gets at least the searched network's
+latency). Family members whose layers the table lacks are timed into it first, by
 the search coordinator's own code (`nas.coordinate.references_to_train`), when this machine is
 the target; elsewhere they are left out, and said so.
 
@@ -24,7 +25,9 @@ the seeds themselves: the std over seeds, pooled across the networks (`nas.stats
 plot goes beside the trainings, ``RUN/front-vs-family/<start>/front_vs_family.html``.
 
 Run: ``.venv/bin/python benchmarks/front_vs_family.py results/<run> [--plan] [--seeds 0,1]
-[--epochs N] [--jobs 2] [--threads 1]``; ``--plan`` lists the networks and trains nothing.
+[--epochs N] [--points 3] [--jobs 2] [--threads 1] [--resume START]``; ``--plan`` lists the
+networks and trains nothing; ``--resume`` continues a run cut short (or re-planned), training
+only the networks and seeds it lacks at these epochs.
 """
 
 from __future__ import annotations
@@ -87,20 +90,27 @@ def spread_members(latencies_ms: Sequence[float], count: int = 3) -> list[int]:
 
 
 def nearest_by_latency(latency_ms: float, candidates_ms: Mapping[str, float]) -> str:
-    """The name in ``candidates_ms`` (name -> predicted latency) nearest ``latency_ms``; a tie
-    goes to the faster, then to the first given."""
+    """The name in ``candidates_ms`` (name -> predicted latency) nearest ``latency_ms`` among
+    those no faster, so that the family member is given at least the searched network's
+    latency; when all are faster, the slowest. A tie goes to the first given."""
     if not candidates_ms:
         raise ValueError("no candidates to compare with")
     order = {name: i for i, name in enumerate(candidates_ms)}
-    return min(candidates_ms, key=lambda n: (abs(candidates_ms[n] - latency_ms),
-                                             candidates_ms[n], order[n]))
+    slower = [n for n in candidates_ms if candidates_ms[n] >= latency_ms]
+    if not slower:
+        return max(candidates_ms, key=lambda n: (candidates_ms[n], -order[n]))
+    return min(slower, key=lambda n: (candidates_ms[n], order[n]))
 
 
 VERDICTS = {
-    "more accurate": "searched more accurate beyond noise",
+    "more accurate": "searched more accurate beyond noise, at no more latency",
+    "more accurate, slower": "searched more accurate beyond noise but slower: not a win",
     "as accurate, faster": f"searched as accurate at <= {LATENCY_RATIO:g}x the latency",
     "neither": "neither",
 }
+
+
+WINS = ("more accurate", "as accurate, faster")  # the verdicts that count for the goal
 
 
 @dataclass(frozen=True)
@@ -119,14 +129,16 @@ def point_verdict(searched: Sequence[float], family: Sequence[float], searched_m
 
     The difference of two means of n1 and n2 seeds has std seed_std * sqrt(1/n1 + 1/n2);
     beyond noise is more than 2 of those (`nas.pareto.means_margin`). "more accurate": the
-    searched network's mean is ahead beyond noise; "as accurate, faster": within noise (not behind beyond it) at no more than `LATENCY_RATIO` of
-    the family member's latency; else "neither"."""
+    searched network's mean is ahead beyond noise at no more latency ("more accurate, slower"
+    when it is slower: no win); "as accurate, faster": within noise (not behind beyond it) at
+    no more than `LATENCY_RATIO` of the family member's latency; else "neither"."""
     if not searched or not family:
         raise ValueError("each network needs at least one accuracy")
     difference = statistics.mean(searched) - statistics.mean(family)
     margin = means_margin(seed_std, len(searched), len(family))
     ratio = searched_ms / family_ms
-    verdict = ("more accurate" if difference > margin else
+    verdict = ("more accurate" if difference > margin and ratio <= 1 else
+               "more accurate, slower" if difference > margin else
                "as accurate, faster" if difference >= -margin and ratio <= LATENCY_RATIO else
                "neither")
     return PointVerdict(difference, margin, ratio, verdict)
@@ -265,13 +277,24 @@ def train_one(args: argparse.Namespace) -> None:
                        "search_run": str(args.run)}, threads=threads, run=args.bench_run)
 
 
+def trained(bench_run: str, epochs: int) -> set[tuple[str, str, int]]:
+    """(name, architecture, seed) of every training the benchmark run ``bench_run`` finished
+    for ``epochs`` epochs."""
+    return {(r["name"], r["arch"], r["seed"]) for r in read(BENCHMARK, run=bench_run)
+            if r["record"] == "training" and r["epochs"] == epochs}
+
+
 def _train_all(args: argparse.Namespace, plan: Plan, seeds: list[str], bench_run: str) -> None:
+    done = trained(bench_run, args.epochs)
     jobs = [[sys.executable, __file__, str(args.run), "--name", n.name, "--kind", n.kind,
              "--arch", n.arch.to_string(), "--predicted-ms", repr(n.predicted_ms),
              "--seed", seed, "--bench-run", bench_run, "--epochs", str(args.epochs),
              "--threads", str(args.threads), "--device", args.device,
              *([] if n.trial is None else ["--trial", str(n.trial)])]
-            for n in plan.networks for seed in seeds]
+            for n in plan.networks for seed in seeds
+            if (n.name, n.arch.to_string(), int(seed)) not in done]
+    if done:
+        print(f"run {bench_run}: {len(done)} training(s) already done, {len(jobs)} to train")
     running: list[subprocess.Popen[bytes]] = []
     failed = 0
     for job in jobs:
@@ -335,7 +358,11 @@ def results(plan: Plan, accuracies: Mapping[str, Sequence[float]],
 
 def _report(args: argparse.Namespace, record: RunRecord, plan: Plan, bench_run: str,
             measured_ms: dict[str, float], probe_ms: float | None) -> None:
-    done = [r for r in read(BENCHMARK, run=bench_run) if r["record"] == "training"]
+    wanted = {(n.name, n.arch.to_string()) for n in plan.networks}
+    seeds = {int(s) for s in args.seeds.split(",")}
+    done = [r for r in read(BENCHMARK, run=bench_run) if r["record"] == "training"
+            and r["epochs"] == args.epochs and (r["name"], r["arch"]) in wanted
+            and r["seed"] in seeds]
     accuracies: dict[str, list[float]] = {}
     for r in done:
         accuracies.setdefault(r["name"], []).append(100 * r["test_accuracy"])
@@ -373,7 +400,7 @@ def _report(args: argparse.Namespace, record: RunRecord, plan: Plan, bench_run: 
             "latency": "measured" if p.measured else "predicted", "verdict": v.verdict,
             "epochs": args.epochs, "seeds": args.seeds, "search_run": str(args.run),
             "target": record.target.describe()}, threads=args.threads, run=bench_run)
-    won = sum(p.verdict.verdict != "neither" for p in points)
+    won = sum(p.verdict.verdict in WINS for p in points)
     print(f"goal ({GOAL_POINTS} of {POINTS} points won by the searched network; "
           f"{len(plan.points)} points here): {'met' if won >= GOAL_POINTS else 'missed'}, "
           f"{won} won")
@@ -420,6 +447,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1", help="training seeds, at least 2")
     parser.add_argument("--epochs", type=int, default=FinalConfig().epochs,
                         help="final-training epochs of every network")
+    parser.add_argument("--resume", metavar="START", help="continue the benchmark run that "
+                        "started at START (its lines' 'run'): train only what it lacks")
     parser.add_argument("--jobs", type=int, default=2, help="trainings side by side")
     parser.add_argument("--threads", type=int, default=1, help="threads of each training")
     parser.add_argument("--device", default=FinalConfig().train_device,
@@ -443,7 +472,7 @@ def main() -> None:
         print(f"--plan: nothing trained; a full run trains {len(plan.networks)} networks x "
               f"{len(seeds)} seeds for {args.epochs} epochs each")
         return
-    bench_run = now()
+    bench_run = args.resume or now()
     _train_all(args, plan, seeds, bench_run)
     measured_ms, probe_ms = _measure(args.run, record, plan)
     _report(args, record, plan, bench_run, measured_ms, probe_ms)

@@ -126,13 +126,16 @@ def test_front_vs_family_spreads_three_members_over_the_latency_range(front_vs_f
         spread([1.0, 2.0])
 
 
-def test_front_vs_family_takes_the_family_member_nearest_in_latency(front_vs_family):
+def test_front_vs_family_takes_the_nearest_family_member_no_faster(front_vs_family):
     nearest = front_vs_family.nearest_by_latency
     family = {"mobilenetv3-small-0.5": 1.0, "mobilenetv3-small": 2.0, "mobilenetv3-large": 3.5}
     assert nearest(2.9, family) == "mobilenetv3-large"
     assert nearest(0.2, family) == "mobilenetv3-small-0.5"
-    assert nearest(9.0, family) == "mobilenetv3-large"
-    assert nearest(2.75, family) == "mobilenetv3-small"  # a tie (0.75 ms each way): the faster
+    assert nearest(2.0, family) == "mobilenetv3-small"  # as slow counts
+    # 2.1 ms is nearer small's 2.0, but small is faster: the baseline gets at least 2.1 ms
+    assert nearest(2.1, family) == "mobilenetv3-large"
+    assert nearest(9.0, family) == "mobilenetv3-large"  # all faster: the slowest
+    assert nearest(1.5, {"a": 2.0, "b": 2.0}) == "a"  # a tie: the first given
     with pytest.raises(ValueError):
         nearest(1.0, {})
 
@@ -150,9 +153,13 @@ def test_front_vs_family_verdict_at_a_latency_point(front_vs_family):
 
     verdict = front_vs_family.point_verdict
     # 2 seeds each at seed std 0.5: a difference of means has std 0.5, beyond noise past 1.0
-    ahead = verdict([91.0, 91.4], [90.0, 90.0], 11.0, 10.0, seed_std=0.5)
+    ahead = verdict([91.0, 91.4], [90.0, 90.0], 10.0, 10.0, seed_std=0.5)
     assert ahead.verdict == "more accurate" and ahead.difference == pytest.approx(1.2)
-    assert ahead.margin == pytest.approx(1.0) and ahead.latency_ratio == pytest.approx(1.1)
+    assert ahead.margin == pytest.approx(1.0) and ahead.latency_ratio == pytest.approx(1.0)
+    # ahead but slower: not a win
+    slower = verdict([91.0, 91.4], [90.0, 90.0], 11.0, 10.0, seed_std=0.5)
+    assert slower.verdict == "more accurate, slower" and slower.verdict not in \
+        front_vs_family.WINS and slower.latency_ratio == pytest.approx(1.1)
     # within noise: a win only at no more than 0.7x the latency, ahead or a little behind
     assert verdict([90.6, 90.6], [90.0, 90.0], 7.0, 10.0, 0.5).verdict == "as accurate, faster"
     assert verdict([89.5, 89.5], [90.0, 90.0], 5.0, 10.0, 0.5).verdict == "as accurate, faster"
