@@ -429,6 +429,9 @@ def figure(points: Sequence[PointResult], seed_std: float, target: str) -> go.Fi
             y=[statistics.mean(p.searched_acc), statistics.mean(p.family_acc)], mode="lines",
             line={"color": "#7f7f7f", "dash": "dot"}, showlegend=False, hoverinfo="skip"))
     measured = all(p.measured for p in points)
+    xs = [ms for p in points for ms in (p.searched_ms, p.family_ms)]
+    pad = 0.15 * (max(xs) - min(xs)) if xs else 0.0  # room for the names at the edges
+    fig.update_xaxes(range=[min(xs) - pad, max(xs) + pad] if xs else None)
     fig.update_layout(
         title=f"front members vs the MobileNetV3 family after final training<br><sub>{target}; "
               f"seed noise {seed_std:.2f} points (pooled std over seeds)</sub>",
