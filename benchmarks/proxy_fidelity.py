@@ -9,8 +9,8 @@ differ in width and stem stride), spread evenly over 200 uniform samples by the 
 count or ``all``; repeatable; default `DEFAULT_PROXIES`), trains every network under ``--seeds``
 seeds through the search's own evaluator (`nas.evaluator.TrainEvaluator`, validation accuracy),
 so the proxy measured is the one a search would run. All trainings run in this process, one at
-a time: the final ones first (every proxy is scored against them), then the proxies, seed by
-seed; a final training's folder (weights, checkpoint, curve) stays under ``--work``.
+a time: the final ones first (every proxy is scored against them), then each proxy with all
+its seeds in turn; a final training's folder (weights, checkpoint, curve) stays under ``--work``.
 
 Per proxy (`fidelity`): the seed std pooled over the networks (`nas.stats.pooled_seed_std`), the std
 between the networks' mean accuracies, their ratio (goal: at least 3), Spearman and Kendall tau
@@ -297,10 +297,11 @@ class Plan:
 
     def jobs(self) -> list[tuple[str, str, int, int]]:
         """(kind, proxy name or "final", network index, seed): the final trainings first, then
-        the proxies seed by seed."""
+        each proxy with all its seeds before the next, so that a run cut short has whole
+        figures (seed noise included) for the proxies it reached."""
         jobs = [("final", "final", i, s) for s in range(self.final_seeds)
                 for i in range(len(self.networks))]
-        return jobs + [("proxy", p.name, i, s) for s in range(self.seeds) for p in self.proxies
+        return jobs + [("proxy", p.name, i, s) for p in self.proxies for s in range(self.seeds)
                        for i in range(len(self.networks))]
 
 

@@ -292,6 +292,9 @@ def test_proxy_fidelity_plan_round_trips_and_trains_the_reference_first(proxy_fi
     assert len(jobs) == 3 * 1 + 3 * 2 * 2
     assert jobs[:3] == [("final", "final", i, 0) for i in range(3)]
     assert jobs[3:6] == [("proxy", "a", i, 0) for i in range(3)]
+    # each proxy with all its seeds before the next: a run cut short has its seed noise
+    assert jobs[6:9] == [("proxy", "a", i, 1) for i in range(3)]
+    assert jobs[9:] == [("proxy", "b", i, s) for s in (0, 1) for i in range(3)]
 
 
 def test_proxy_fidelity_figures_so_far_are_printed_not_written(proxy_fidelity, monkeypatch,
