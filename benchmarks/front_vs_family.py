@@ -39,6 +39,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -277,15 +278,15 @@ def train_one(args: argparse.Namespace) -> None:
                        "search_run": str(args.run)}, threads=threads, run=args.bench_run)
 
 
-def trained(bench_run: str, epochs: int) -> set[tuple[str, str, int]]:
-    """(name, architecture, seed) of every training the benchmark run ``bench_run`` finished
-    for ``epochs`` epochs."""
-    return {(r["name"], r["arch"], r["seed"]) for r in read(BENCHMARK, run=bench_run)
-            if r["record"] == "training" and r["epochs"] == epochs}
+def trainings(bench_run: str, epochs: int) -> list[dict[str, Any]]:
+    """The lines of every training the benchmark run ``bench_run`` finished for ``epochs``
+    epochs: what a resumed run skips and what the report reads."""
+    return [r for r in read(BENCHMARK, run=bench_run)
+            if r["record"] == "training" and r["epochs"] == epochs]
 
 
 def _train_all(args: argparse.Namespace, plan: Plan, seeds: list[str], bench_run: str) -> None:
-    done = trained(bench_run, args.epochs)
+    done = {(r["name"], r["arch"], r["seed"]) for r in trainings(bench_run, args.epochs)}
     jobs = [[sys.executable, __file__, str(args.run), "--name", n.name, "--kind", n.kind,
              "--arch", n.arch.to_string(), "--predicted-ms", repr(n.predicted_ms),
              "--seed", seed, "--bench-run", bench_run, "--epochs", str(args.epochs),
@@ -356,13 +357,11 @@ def results(plan: Plan, accuracies: Mapping[str, Sequence[float]],
     return out
 
 
-def _report(args: argparse.Namespace, record: RunRecord, plan: Plan, bench_run: str,
-            measured_ms: dict[str, float], probe_ms: float | None) -> None:
-    wanted = {(n.name, n.arch.to_string()) for n in plan.networks}
-    seeds = {int(s) for s in args.seeds.split(",")}
-    done = [r for r in read(BENCHMARK, run=bench_run) if r["record"] == "training"
-            and r["epochs"] == args.epochs and (r["name"], r["arch"]) in wanted
-            and r["seed"] in seeds]
+def _report(args: argparse.Namespace, record: RunRecord, plan: Plan, seeds: list[str],
+            bench_run: str, measured_ms: dict[str, float], probe_ms: float | None) -> None:
+    wanted = {(n.name, n.arch.to_string(), int(seed)) for n in plan.networks for seed in seeds}
+    done = [r for r in trainings(bench_run, args.epochs)
+            if (r["name"], r["arch"], r["seed"]) in wanted]
     accuracies: dict[str, list[float]] = {}
     for r in done:
         accuracies.setdefault(r["name"], []).append(100 * r["test_accuracy"])
@@ -478,7 +477,7 @@ def main() -> None:
     bench_run = args.resume or now()
     _train_all(args, plan, seeds, bench_run)
     measured_ms, probe_ms = _measure(args.run, record, plan)
-    _report(args, record, plan, bench_run, measured_ms, probe_ms)
+    _report(args, record, plan, seeds, bench_run, measured_ms, probe_ms)
 
 
 if __name__ == "__main__":
