@@ -24,7 +24,8 @@ and the proxies worth their cost (`cost_frontier`: none cheaper ranks as well).
 Appends to ``benchmarks/results/proxy_fidelity.jsonl`` the plan (networks, proxies, settings),
 one line per training as it finishes, one summary line per proxy and the choice, all tagged with
 the run printed at the start; ``--resume RUN`` continues that run as planned, training only what
-it lacks (and prints the figures again when nothing is). ``--plan`` prints the networks and the
+it lacks (and prints the figures again when nothing is); ``--resume RUN --proxy ...`` adds
+proxies to it, scored against the final trainings it has (a new plan line). ``--plan`` prints the networks and the
 trainings a run would make (with ``--resume``, those it still lacks, and the figures so far,
 written nowhere) and trains nothing; without
 ``--lut`` it counts the MACs of all 200 samples (fvcore: about 4 minutes on 2 cores).
@@ -295,6 +296,16 @@ class Plan:
                          for p in d["proxies"]), d["seeds"], d["final_epochs"],
                    d["final_seeds"], d["bands"])
 
+    def with_proxies(self, proxies: Sequence[Proxy]) -> Plan:
+        """This plan with ``proxies`` added after its own: the same networks and final
+        trainings, so a resumed run scores new proxies against the trainings it has. A name
+        already planned is a ValueError."""
+        names = [p.name for p in (*self.proxies, *proxies)]
+        if len(set(names)) < len(names) or "final" in names:
+            raise ValueError(f"--proxy names must differ from the run's, and not be 'final': "
+                             f"{names}")
+        return replace(self, proxies=(*self.proxies, *proxies))
+
     def jobs(self) -> list[tuple[str, str, int, int]]:
         """(kind, proxy name or "final", network index, seed): the final trainings first, then
         each proxy with all its seeds before the next, so that a run cut short has whole
@@ -467,16 +478,16 @@ PLAN_FLAGS = ("space", "archs", "proxy", "seeds", "final_epochs", "final_seeds",
               "sample_seed")  # what makes a plan: a resumed run keeps its own
 
 
+def _proxies(texts: Sequence[str]) -> tuple[Proxy, ...]:
+    try:
+        return tuple(parse_proxy(t) for t in texts)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}")
+
+
 def _new_plan(args: argparse.Namespace, model: ModelConfig) -> Plan:
     space_path = resolve_space(args.space or DEFAULT_SPACE)
     space = load_space(space_path)
-    try:
-        proxies = tuple(parse_proxy(t) for t in args.proxy or DEFAULT_PROXIES)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}")
-    names = [p.name for p in proxies]
-    if len(set(names)) < len(names) or "final" in names:
-        raise SystemExit(f"error: --proxy names must differ, and not be 'final': {names}")
     latency = None
     if args.lut:
         table = LatencyTable.load(Path(args.lut), space=space.name)
@@ -493,7 +504,11 @@ def _new_plan(args: argparse.Namespace, model: ModelConfig) -> Plan:
     networks = choose_networks(space_path, archs,
                                0 if args.sample_seed is None else args.sample_seed, model,
                                latency)
-    return Plan(space.name, tuple(networks), proxies, seeds, final_epochs, final_seeds, bands)
+    plan = Plan(space.name, tuple(networks), (), seeds, final_epochs, final_seeds, bands)
+    try:
+        return plan.with_proxies(_proxies(args.proxy or DEFAULT_PROXIES))
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}")
 
 
 def main() -> None:
@@ -520,13 +535,15 @@ def main() -> None:
     parser.add_argument("--plan", action="store_true",
                         help="print the networks and the trainings to make; train nothing")
     parser.add_argument("--resume", metavar="RUN", help="continue this run (its lines' 'run' "
-                        "field) as it was planned, training only what it lacks")
+                        "field) as it was planned, training only what it lacks; with --proxy, "
+                        "add those proxies to it")
     args = parser.parse_args()
     data_config = DataConfig(data_dir=args.data_dir)
     run = args.resume or run_id()
     lines = read(BENCHMARK, run=run) if args.resume else []
     if args.resume:
-        given = [f"--{f.replace('_', '-')}" for f in PLAN_FLAGS if getattr(args, f) is not None]
+        given = [f"--{f.replace('_', '-')}" for f in PLAN_FLAGS
+                 if f != "proxy" and getattr(args, f) is not None]
         if given:
             raise SystemExit(f"error: --resume continues run {run} as planned; drop {given}")
         planned = [r for r in lines if r.get("record") == "plan"]
@@ -534,7 +551,12 @@ def main() -> None:
             raise SystemExit(f"error: run {run} has no plan line in benchmarks/results/ (none, "
                              "or written by this file's noise/long modes before issue 28, which "
                              "this version does not continue)")
-        plan = Plan.from_dict(planned[0]["plan"])
+        plan = Plan.from_dict(planned[-1]["plan"])  # the last: --proxy may have extended it
+        if args.proxy:
+            try:
+                plan = plan.with_proxies(_proxies(args.proxy))
+            except ValueError as exc:
+                raise SystemExit(f"error: {exc}")
     else:
         plan = _new_plan(args, ModelConfig())
     done = {_key(r["kind"], r["proxy"], r["arch"], r["seed"]): r for r in lines
@@ -552,7 +574,7 @@ def main() -> None:
             print("figures so far (not written to the results):")
             report(plan, done, args.max_seconds, args.choose_by, run, threads, write=False)
         return
-    if not args.resume:
+    if not args.resume or args.proxy:
         append(BENCHMARK, {"record": "plan", "plan": plan.to_dict()}, threads=threads, run=run)
     work = args.work or ROOT / "results" / "proxy-fidelity" / run
     proxies = {p.name: p for p in plan.proxies}

@@ -295,6 +295,12 @@ def test_proxy_fidelity_plan_round_trips_and_trains_the_reference_first(proxy_fi
     # each proxy with all its seeds before the next: a run cut short has its seed noise
     assert jobs[6:9] == [("proxy", "a", i, 1) for i in range(3)]
     assert jobs[9:] == [("proxy", "b", i, s) for s in (0, 1) for i in range(3)]
+    # a resumed run takes more proxies: the same networks and final trainings, new jobs last
+    more = plan.with_proxies((proxy_fidelity.parse_proxy("c=epochs:0.25"),))
+    assert more.networks == plan.networks and more.jobs()[:len(jobs)] == jobs
+    assert more.jobs()[len(jobs):] == [("proxy", "c", i, s) for s in (0, 1) for i in range(3)]
+    with pytest.raises(ValueError, match="must differ"):
+        more.with_proxies((proxy_fidelity.parse_proxy("a=epochs:1"),))
 
 
 def test_proxy_fidelity_figures_so_far_are_printed_not_written(proxy_fidelity, monkeypatch,
