@@ -27,8 +27,9 @@ from nas.errors import UserError
 # The shipped spaces: ``search_spaces/`` in the checkout, linked from ``nas/search_spaces``, which
 # a wheel carries as package data.
 SHIPPED_SPACES = Path(str(importlib.resources.files("nas"))) / "search_spaces"
-# The default space fits the default data, 28 px images (docs/measurements.md).
-DEFAULT_SPACE = SHIPPED_SPACES / "mobilenetv3-28px-s1.yaml"
+# The default space fits the default data, 28 px images, and searches the stem's stride and each
+# stage's width (docs/measurements.md).
+DEFAULT_SPACE = SHIPPED_SPACES / "mobilenetv3-28px-wide.yaml"
 
 
 class SpaceError(UserError):

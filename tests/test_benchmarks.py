@@ -189,7 +189,8 @@ def proxy_fidelity() -> ModuleType:
 
 def test_proxy_fidelity_reads_a_proxy_from_the_command_line(proxy_fidelity):
     parse = proxy_fidelity.parse_proxy
-    assert parse("default=").changes == {} and parse("default=").train_samples == 10_000
+    assert parse("default=").changes == {} and parse("default=").train_samples == (
+        proxy_fidelity.DataConfig().train_samples)
     more = parse("more=epochs:1,train_samples:40000,flip:false,crop_padding:2")
     assert more.changes == {"epochs": 1.0, "flip": False, "crop_padding": 2}
     assert more.train_samples == 40_000 and more.config("cpu").epochs == 1.0
