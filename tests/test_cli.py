@@ -75,7 +75,7 @@ def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, caps
     html = (run / "pareto.html").read_text()
     assert "plotly.js" in html.lower() or "Plotly" in html  # inlined, readable offline
     assert "budget 1000 ms" in html
-    assert list((results / "luts").glob("mobilenetv3-28px-s1-torch-*.json"))
+    assert list((results / "luts").glob("mobilenetv3-28px-wide-torch-*.json"))  # the default space
     summary = (run / "summary.md").read_text()
     assert "- resolution: 28x28 px for training, validation, latency and export" in summary
     # The references, adapted to 28 px, trained by the same proxy and predicted by the same
