@@ -33,8 +33,9 @@ def reference_name(family: str, width: float) -> str:
 REFERENCE_MEMBERS = {reference_name(f, w): (f, w) for f in REFERENCE_FAMILIES
                      for w in REFERENCE_WIDTHS}
 REFERENCE_NAMES = tuple(REFERENCE_MEMBERS)
-# Each reference costs a proxy training per run (about 30-140 s each at the default proxy), so a
-# search trains the two width-1 members unless told; `--references` names any of the family.
+# Each reference costs a proxy training per run (96 s for -Small, 224 s for -Large at the default
+# proxy, one thread, in the 1,130 s default run), so a search trains the two width-1 members
+# unless told: two more would take the default run past 20 minutes. `--references` names any.
 DEFAULT_REFERENCES = REFERENCE_FAMILIES
 # Seed noise of the default proxy's validation accuracy, in points: the std over 2 seeds pooled
 # over 12 networks spread over the default space, `mobilenetv3-28px-wide` (Fashion-MNIST, 28 px;
