@@ -30,7 +30,7 @@ def test_the_first_difference_is_named_by_its_flag():
     made = _made()
     assert first_difference(made, _made()) is None
     assert first_difference(made, _made(train=TrainConfig(epochs=3.0))) == (
-        "--epochs: the run was made with 2.0, this start gives 3.0")
+        f"--epochs: the run was made with {TrainConfig().epochs}, this start gives 3.0")
     assert first_difference(made, _made(data_shape={"channels": 3, "classes": ["a", "b"]})) == (
         "the data's channels: the run was made with 1, this start gives 3")
     # what may change on resume is not part of the identity

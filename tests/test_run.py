@@ -23,7 +23,7 @@ def make_record(tmp_path, **changes) -> RunRecord:
     record = RunRecord(
         name="r", storage=f"sqlite:///{tmp_path / 'study.db'}", space="/spaces/s.yaml",
         space_sha256="0123456789ab", space_name="s",
-        search=SearchConfig(budget_ms=12.5, trials=3, sampler="random"),
+        search=SearchConfig(budget_ms=12.5, trials=3, sampler="random", rung_epochs=(0.25,)),
         data=DataConfig(data_dir=str(tmp_path / "data"), val_samples=100),
         data_info=DataInfo(train=500, val=100, test=200, image_size=32,
                            class_names=tuple("abcdefghij"), mean=(0.2,), std=(0.3,)),
