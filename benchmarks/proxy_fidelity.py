@@ -25,9 +25,9 @@ Appends to ``benchmarks/results/proxy_fidelity.jsonl`` the plan (networks, proxi
 one line per training as it finishes, one summary line per proxy and the choice, all tagged with
 the run printed at the start; ``--resume RUN`` continues that run as planned, training only what
 it lacks (and prints the figures again when nothing is); ``--resume RUN --proxy ...`` adds
-proxies to it, scored against the final trainings it has (a new plan line). ``--plan`` prints the networks and the
-trainings a run would make (with ``--resume``, those it still lacks, and the figures so far,
-written nowhere) and trains nothing; without
+proxies to it, scored against the final trainings it has (a new plan line). ``--plan`` prints
+the networks and the trainings a run would make (with ``--resume``, those it still lacks, and
+the figures so far, written nowhere) and trains nothing; without
 ``--lut`` it counts the MACs of all 200 samples (fvcore: about 4 minutes on 2 cores).
 Earlier runs of this file (its ``noise``/``long`` modes, before issue 28) are not continued:
 this version replaces them, the default proxy with seeds being the seed-noise measurement and
@@ -479,9 +479,10 @@ PLAN_FLAGS = ("space", "archs", "proxy", "seeds", "final_epochs", "final_seeds",
               "sample_seed")  # what makes a plan: a resumed run keeps its own
 
 
-def _proxies(texts: Sequence[str]) -> tuple[Proxy, ...]:
+def _add_proxies(plan: Plan, texts: Sequence[str]) -> Plan:
+    """``plan`` with the proxies ``texts`` give; a bad or repeated one ends in one line."""
     try:
-        return tuple(parse_proxy(t) for t in texts)
+        return plan.with_proxies(tuple(parse_proxy(t) for t in texts))
     except ValueError as exc:
         raise SystemExit(f"error: {exc}")
 
@@ -505,11 +506,8 @@ def _new_plan(args: argparse.Namespace, model: ModelConfig) -> Plan:
     networks = choose_networks(space_path, archs,
                                0 if args.sample_seed is None else args.sample_seed, model,
                                latency)
-    plan = Plan(space.name, tuple(networks), (), seeds, final_epochs, final_seeds, bands)
-    try:
-        return plan.with_proxies(_proxies(args.proxy or DEFAULT_PROXIES))
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}")
+    return _add_proxies(Plan(space.name, tuple(networks), (), seeds, final_epochs, final_seeds,
+                             bands), args.proxy or DEFAULT_PROXIES)
 
 
 def main() -> None:
@@ -554,10 +552,7 @@ def main() -> None:
                              "this version does not continue)")
         plan = Plan.from_dict(planned[-1]["plan"])  # the last: --proxy may have extended it
         if args.proxy:
-            try:
-                plan = plan.with_proxies(_proxies(args.proxy))
-            except ValueError as exc:
-                raise SystemExit(f"error: {exc}")
+            plan = _add_proxies(plan, args.proxy)
     else:
         plan = _new_plan(args, ModelConfig())
     done = {_key(r["kind"], r["proxy"], r["arch"], r["seed"]): r for r in lines
