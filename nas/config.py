@@ -33,10 +33,12 @@ def reference_name(family: str, width: float) -> str:
 REFERENCE_MEMBERS = {reference_name(f, w): (f, w) for f in REFERENCE_FAMILIES
                      for w in REFERENCE_WIDTHS}
 REFERENCE_NAMES = tuple(REFERENCE_MEMBERS)
-# Each reference costs a proxy training per run (96 s for -Small, 224 s for -Large at the default
-# proxy, one thread, in the 1,130 s default run), so a search trains the two width-1 members
-# unless told: two more would take the default run past 20 minutes. `--references` names any.
-DEFAULT_REFERENCES = REFERENCE_FAMILIES
+# Each reference costs a proxy training per run (one thread, the default proxy: about 50 s for
+# -Small 0.5, 80 s for -Small 0.75, 96 s for -Small, 170 s for -Large 0.75 and 224 s for -Large),
+# so a search trains the two narrowest members of each family unless told: enough for a curve
+# per family, near the candidates' latencies, within the 20-minute default run. `--references`
+# names any.
+DEFAULT_REFERENCES = tuple(reference_name(f, w) for f in REFERENCE_FAMILIES for w in (0.5, 0.75))
 # Seed noise of the default proxy's validation accuracy, in points: the std over 2 seeds pooled
 # over 12 networks spread over the default space, `mobilenetv3-28px-wide` (Fashion-MNIST, 28 px;
 # benchmarks/proxy_fidelity.py, data in benchmarks/results/proxy_fidelity.jsonl: 0.30 points,
@@ -168,12 +170,13 @@ class SearchConfig:
     seed: int = field(default=0, metadata=flag("seed of the data split, sampler and training",
                                                type=int))
     sampler: str = field(default="tpe", metadata=flag("Optuna sampler", choices=SAMPLERS))
-    # 0.125 of the top rung's epoch (5,000 images) ranked 12 networks of the default space
-    # within latency bands at Spearman 0.33 (seed std 3.1 points), a quarter of that (the
-    # former rung's 2,500 images) at 0.13 (seed std 4.1) for 2/3 of the seconds
-    # (benchmarks/proxy_fidelity.py): a weak filter either way, kept for the hypervolume that
-    # successive halving gained over single-fidelity random search (docs/measurements.md).
-    rung_epochs: tuple[float, ...] = field(default=(0.125,), metadata=flag(
+    # Single fidelity by default: the cheap rung measured on the default space (0.125 of an
+    # epoch, 5,000 images) ranked 12 networks within latency bands at Spearman 0.33 with a seed
+    # std of 3.1 points (benchmarks/proxy_fidelity.py), and in the default run it scored the
+    # stride-1 stem 6.1 points below stride 2 (57.2% against 63.3%) where final training puts
+    # it 1.7 points above: it promoted none, and the front missed the stem that decides the
+    # final ranking (docs/measurements.md). `--rung-epochs` turns successive halving on.
+    rung_epochs: tuple[float, ...] = field(default=(), metadata=flag(
         "successive halving: epochs of the cheaper rungs below the top one, comma-separated, "
         "increasing; 'none' for single-fidelity search", type=float_list))
     eta: int = field(default=6, metadata=flag(

@@ -14,6 +14,7 @@ from conftest import ROOT, search_command
 from nas.arch import Arch
 from nas.budget import BudgetRule
 from nas.cli import main
+from nas.config import DEFAULT_REFERENCES
 from nas.data import load_dataset
 from nas.flags import budget_ms
 from nas.model import MobileNet, ModelConfig
@@ -81,12 +82,15 @@ def test_tiny_end_to_end_search_resume_report_and_export(tmp_path, idx_dir, caps
     # The references, adapted to 28 px, trained by the same proxy and predicted by the same
     # table (their layers timed into it), drawn and compared in the summary.
     references = json.loads((run / "references.json").read_text())
-    assert [r["name"] for r in references] == ["mobilenetv3-large", "mobilenetv3-small"]
+    assert [r["name"] for r in references] == list(DEFAULT_REFERENCES)
     assert all(r["latency_ms"] > 0 and 0 <= r["accuracy"] <= 1 and r["epochs"] == 1
                for r in references)
     assert "## Reference networks" in summary
-    assert re.search(r"^- mobilenetv3-small: (not )?beaten", summary, re.MULTILINE)
+    assert re.search(r"^- mobilenetv3-small-0.5: (not )?beaten", summary, re.MULTILINE)
     assert "reference networks (same proxy, same table)" in html
+    # Two members of each family by default: a curve per family.
+    assert "mobilenetv3-small family (width 0.5, 0.75)" in html
+    assert "mobilenetv3-large family (width 0.5, 0.75)" in html
 
     assert main([*common, "--trials", "3"]) == 0  # resumes: one more trained candidate
     assert (pd.read_csv(run / "trials.csv")["status"] == "trained").sum() == 3
