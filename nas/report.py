@@ -187,6 +187,7 @@ class PlotFrame:
 
 
 PAD = 0.08  # share of a range added on each side
+FAMILY_DASHES = ("dash", "dot", "dashdot", "longdash")  # one per family curve, in their order
 
 
 def plot_frame(frame: pd.DataFrame, info: FrontInfo) -> PlotFrame:
@@ -239,11 +240,11 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
             hovertemplate="trial %{customdata[0]}<br>%{y:.2f}% at %{x:.2f} ms"
                           "<br>%{customdata[1]}<extra></extra>"), row=1, col=1)
     refs = info.references
-    for family, members in family_curves(refs).items():
+    for dash, (family, members) in zip(FAMILY_DASHES, family_curves(refs).items()):
         fig.add_trace(go.Scatter(
             x=members["latency_ms"], y=members["accuracy"] * 100, mode="lines",
             name=f"{family} family (width {', '.join(f'{w:g}' for w in members['width'])})",
-            line={"color": "#2ca02c", "dash": "dot"}, hoverinfo="skip"), row=1, col=1)
+            line={"color": "#2ca02c", "dash": dash}, hoverinfo="skip"), row=1, col=1)
     if len(refs):
         fig.add_trace(go.Scatter(
             x=refs["latency_ms"], y=refs["accuracy"] * 100, mode="markers+text",
@@ -264,6 +265,10 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo, title: str) -> go.Figure
         customdata=rejected[["number", "arch"]],
         hovertemplate="trial %{customdata[0]} at %{x:.2f} ms (not trained)"
                       "<br>%{customdata[1]}<extra></extra>"), row=2, col=1)
+    if rejected.empty:
+        fig.add_annotation(x=0.5, y=0.5, xref="x2 domain", yref="y2 domain", showarrow=False,
+                           text="no candidate rejected before training: every sampled one was "
+                                "within the budget", font={"color": "#7f7f7f"})
     if axes.budget_edge is None:
         fig.add_vline(x=info.budget_ms, line_dash="dash", line_color="black", row=1, col=1,
                       annotation_text=f"budget {info.budget_ms:g} ms")

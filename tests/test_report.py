@@ -229,3 +229,19 @@ def test_each_family_member_gets_its_verdict_a_row_and_a_place_on_its_curve(tmp_
     assert list(curve.x) == [1.5, 2.5, 3.2, 4.5]
     assert list(curve.y) == pytest.approx([75, 78, 84, 95])
     assert not [name for name in lines if name.startswith("mobilenetv3-large family")]
+
+
+def test_two_family_curves_are_told_apart_and_an_empty_rejected_strip_says_why():
+    frame = _frame([(0, Status.TRAINED, 0, 0.80, 2.0), (1, Status.TRAINED, 0, 0.85, 3.0)])
+    refs = [ReferenceResult(name, "x", 0.8, ms, 0.1, 1.0, 1.0) for name, ms in (
+        ("mobilenetv3-small-0.5", 1.8), ("mobilenetv3-small-0.75", 1.9),
+        ("mobilenetv3-large-0.5", 2.6), ("mobilenetv3-large-0.75", 3.4))]
+    fig = pareto_figure(frame, front_info(frame, BudgetRule(20.0), 0.3, (1.0,), refs), "t")
+    curves = [t for t in fig.data if t.name.endswith("(width 0.5, 0.75)")]
+    assert [c.name.split(" ")[0] for c in curves] == ["mobilenetv3-small", "mobilenetv3-large"]
+    assert curves[0].line.dash != curves[1].line.dash
+    note = "no candidate rejected before training: every sampled one was within the budget"
+    assert note in [a.text for a in fig.layout.annotations]
+    over = _frame([(0, Status.TRAINED, 0, 0.80, 2.0), (1, Status.OVER_BUDGET, 0, None, 30.0)])
+    fig = pareto_figure(over, front_info(over, BudgetRule(20.0), 0.3, (1.0,)), "t")
+    assert note not in [a.text for a in fig.layout.annotations]
