@@ -219,10 +219,14 @@ class RunRecord:
                 "latencies belong to a network the export does not ship")
 
     def describe_settings(self) -> str:
-        rungs = ", ".join(f"{e:g}" for e in self.search.rungs(self.train.epochs))
-        return (f"{self.search.trials} candidates trained at the top rung, rungs of {rungs} "
-                f"epochs on {self.data_info.train} images, {self.search.sampler} sampler, seed "
-                f"{self.search.seed}, {self.describe_workers()}")
+        rungs = self.search.rungs(self.train.epochs)
+        training = (f"{self.search.trials} candidates trained for {rungs[0]:g} "
+                    f"epoch{'s' * (rungs[0] != 1)} each "
+                    "(single fidelity)" if len(rungs) == 1 else
+                    f"{self.search.trials} candidates trained at the top rung, rungs of "
+                    f"{', '.join(f'{e:g}' for e in rungs)} epochs")
+        return (f"{training} on {self.data_info.train} images, {self.search.sampler} sampler, "
+                f"seed {self.search.seed}, {self.describe_workers()}")
 
     def describe_workers(self) -> str:
         """Who trained, where and in what arithmetic, e.g. '2 training threads on cpu, fp32'."""

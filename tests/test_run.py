@@ -42,6 +42,9 @@ def test_record_round_trips_through_run_json(tmp_path):
     assert record.describe_settings() == (
         "3 candidates trained at the top rung, rungs of 0.25, 1 epochs on 500 images, random "
         "sampler, seed 0, 2 training threads on cpu, fp32")
+    single = make_record(tmp_path, search=SearchConfig(budget_ms=12.5, trials=3, rung_epochs=()))
+    assert single.describe_settings().startswith(
+        "3 candidates trained for 1 epoch each (single fidelity) on 500 images, tpe sampler")
     assert record.describe_data() == ("fashion-mnist: 500 train / 100 validation / 200 test "
                                       "images of 32px, 1 channel(s), 10 classes")
     assert record.describe_resolution().startswith("32x32 px for training")
