@@ -88,8 +88,10 @@ def test_the_family_has_both_networks_at_four_widths_and_width_1_is_the_papers()
     assert list(REFERENCES) == list(REFERENCE_NAMES)
     assert REFERENCES["mobilenetv3-large"] == MOBILENETV3_LARGE
     assert REFERENCES["mobilenetv3-small"] == MOBILENETV3_SMALL
-    # each search trains its references: the default stays the two it always trained
-    assert SearchConfig(budget_ms=20).references == ("mobilenetv3-large", "mobilenetv3-small")
+    # each search trains its references: by default two members of each family, for a curve each
+    assert SearchConfig(budget_ms=20).references == (
+        "mobilenetv3-large-0.5", "mobilenetv3-large-0.75", "mobilenetv3-small-0.5",
+        "mobilenetv3-small-0.75")
 
 
 @pytest.mark.parametrize("family", sorted(TORCHVISION))
