@@ -220,11 +220,13 @@ class RunRecord:
 
     def describe_settings(self) -> str:
         rungs = self.search.rungs(self.train.epochs)
-        training = (f"{self.search.trials} candidates trained for {rungs[0]:g} "
-                    f"epoch{'s' * (rungs[0] != 1)} each "
-                    "(single fidelity)" if len(rungs) == 1 else
-                    f"{self.search.trials} candidates trained at the top rung, rungs of "
-                    f"{', '.join(f'{e:g}' for e in rungs)} epochs")
+        if len(rungs) == 1:
+            epochs = f"{rungs[0]:g} epoch{'s' * (rungs[0] != 1)}"
+            training = (f"{self.search.trials} candidates trained for {epochs} each "
+                        "(single fidelity)")
+        else:
+            training = (f"{self.search.trials} candidates trained at the top rung, rungs of "
+                        f"{', '.join(f'{e:g}' for e in rungs)} epochs")
         return (f"{training} on {self.data_info.train} images, {self.search.sampler} sampler, "
                 f"seed {self.search.seed}, {self.describe_workers()}")
 
